@@ -1,0 +1,142 @@
+"""One figure style for the whole book.
+
+* one colour per method (the paper's legend names), the same on every page;
+* mean ± std bands over runs (:func:`plot_runs`); a run that diverged is drawn
+  up to its divergence and marked with a cross, never as silent gaps;
+* :func:`save` writes ``figures/<name>.png`` and ``.svg`` reproducibly
+  (no timestamps in the files).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .experiments import repo_root
+
+__all__ = ["COLORS", "color", "figures_dir", "new_figure", "plot_runs", "save", "style"]
+
+#: One colour per method, by the paper's legend name (tab10 / tab20 hues).
+COLORS: dict[str, str] = {
+    # single level
+    "SPS_max": "#d62728",
+    "DecSPS": "#9467bd",
+    "SPSB": "#1f77b4",
+    "SPSB (1 sample)": "#1f77b4",
+    "SPSB (2 samples)": "#17becf",
+    "SLS": "#ff7f0e",
+    "SLSB": "#2ca02c",
+    "SLSB (1 sample)": "#2ca02c",
+    "SLSB (2 samples)": "#98df8a",
+    "decaying-step SGD": "#7f7f7f",
+    "SGD": "#8c564b",
+    "Adam": "#e377c2",
+    # bilevel
+    "BiSLS-SGD": "#2ca02c",
+    "BiSLS-Adam": "#1f77b4",
+    "BiSPS": "#d62728",
+    "BiSPS (1 sample)": "#d62728",
+    "BiSPS (2 samples)": "#ff9896",
+}
+
+_FALLBACK = plt.get_cmap("tab10").colors
+
+
+def color(label: str, i: int = 0) -> str | tuple:
+    """The book's colour for ``label``; the ``i``-th tab10 colour otherwise."""
+    return COLORS.get(label, _FALLBACK[i % len(_FALLBACK)])
+
+
+def style() -> None:
+    """Apply the book's matplotlib style (call once per notebook)."""
+    plt.rcParams.update(
+        {
+            "figure.dpi": 100,
+            "savefig.dpi": 150,
+            "font.size": 10,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "legend.frameon": False,
+            "legend.fontsize": 8,
+            "svg.hashsalt": "bisls",
+        }
+    )
+
+
+def new_figure(ncols: int = 1, nrows: int = 1, width: float = 3.6, height: float = 3.0):
+    """A figure with a grid of axes of ``width x height`` inches each."""
+    style()
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
+                             squeeze=False, layout="constrained")
+    return fig, axes.ravel() if nrows * ncols > 1 else axes[0, 0]
+
+
+def plot_runs(
+    ax,
+    y: np.ndarray,
+    label: str,
+    *,
+    x: np.ndarray | None = None,
+    i: int = 0,
+    log: bool = False,
+    band: bool = True,
+    **kwargs,
+):
+    """Mean ± std over runs (axis 0) of ``y`` (shape ``(n_runs, n_points)``).
+
+    Non-finite values mark divergence: the mean is taken over the runs still
+    alive at each point, the curve stops when every run has diverged, and the
+    first divergence of each run is marked with a cross on the last finite
+    value. With ``log=True`` the band is the geometric mean × / ÷ the geometric
+    std (so it stays positive on a log axis).
+    """
+    y = np.atleast_2d(np.asarray(y, dtype=float))
+    n = y.shape[1]
+    x = np.arange(n) if x is None else np.asarray(x)
+    c = kwargs.pop("color", color(label, i))
+    finite = np.isfinite(y) & ((y > 0) if log else True)
+    alive = finite.sum(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        vals = np.where(finite, np.log(np.where(finite, y, 1.0)) if log else y, np.nan)
+        mean = np.nanmean(vals, axis=0)
+        std = np.nanstd(vals, axis=0)
+    mean[alive == 0] = np.nan
+    std[alive == 0] = np.nan
+    lo, mid, hi = (np.exp(mean - std), np.exp(mean), np.exp(mean + std)) if log else (
+        mean - std, mean, mean + std)
+    (line,) = ax.plot(x, mid, color=c, label=label, **kwargs)
+    if band and y.shape[0] > 1:
+        ax.fill_between(x, lo, hi, color=c, alpha=0.2, linewidth=0)
+    for run in y:
+        bad = np.flatnonzero(~np.isfinite(run))
+        if bad.size:
+            j = bad[0]
+            yj = run[j - 1] if j > 0 and np.isfinite(run[j - 1]) else (np.nanmax(mid) if np.isfinite(mid).any() else 1.0)
+            ax.plot(x[j], yj, marker="x", color=c, markersize=8, mew=2, linestyle="none")
+    if log:
+        ax.set_yscale("log")
+    return line
+
+
+def figures_dir() -> Path:
+    d = repo_root() / "figures"
+    d.mkdir(exist_ok=True)
+    return d
+
+
+def save(fig, name: str, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+    """Write ``figures/<name>.<fmt>`` without timestamps (byte-reproducible)."""
+    paths = []
+    for fmt in formats:
+        p = figures_dir() / f"{name}.{fmt}"
+        meta = {"Software": None} if fmt == "png" else {"Date": None, "Creator": None}
+        fig.savefig(p, metadata=meta, bbox_inches="tight")
+        paths.append(p)
+    return paths

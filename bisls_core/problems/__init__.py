@@ -1,0 +1,111 @@
+"""Problems: plain functions plus sizes (one module per problem).
+
+A single-level problem gives ``f(x, idx)``; a bilevel problem gives
+``f(x, y, idx)`` (upper) and ``g(x, y, idx)`` (lower). ``x`` and ``y`` are 1-D
+tensors (a model's parameters are flattened; the problem unflattens them with
+``torch.func.functional_call``); ``idx`` is a 1-D ``LongTensor`` of sample
+indices, or ``None`` for the full objective. Samplers return indices, so a run
+is reproducible and the same batch can be reused on purpose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+Tensor = torch.Tensor
+
+__all__ = ["BilevelProblem", "SingleLevelProblem", "sample_indices"]
+
+
+def sample_indices(n: int, batch: int | None, gen: torch.Generator, device=None) -> Tensor | None:
+    """``batch`` indices drawn uniformly without replacement from ``range(n)``.
+
+    ``batch=None`` or ``batch >= n`` returns ``None`` (the full objective).
+    The draw uses ``gen`` (a CPU generator) so it is the same on every device.
+    """
+    if batch is None or batch >= n:
+        return None
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    idx = torch.randperm(n, generator=gen)[:batch]
+    return idx if device is None else idx.to(device)
+
+
+@dataclass(frozen=True)
+class SingleLevelProblem:
+    """A finite sum ``f(x) = (1/n) sum_i f_i(x)``.
+
+    Attributes
+    ----------
+    f:
+        ``f(x, idx) -> scalar``: mean of the ``f_i`` over ``idx`` (``None``: all ``n``).
+    x0:
+        starting point (1-D tensor).
+    n:
+        number of samples ``f_i``.
+    batch:
+        samples per stochastic gradient (``None``: full batch).
+    lower_bound:
+        a lower bound ``l_i^*`` valid for every sampled loss (eq. 7).
+    x_star, f_star:
+        optimum and optimal value when known (``None`` otherwise).
+    """
+
+    name: str
+    f: Callable[[Tensor, Tensor | None], Tensor]
+    x0: Tensor
+    n: int
+    batch: int | None = 1
+    lower_bound: float = 0.0
+    x_star: Tensor | None = None
+    f_star: float | None = None
+    info: dict = field(default_factory=dict)
+
+    def sample(self, gen: torch.Generator) -> Tensor | None:
+        return sample_indices(self.n, self.batch, gen, self.x0.device)
+
+
+@dataclass(frozen=True)
+class BilevelProblem:
+    """``min_x f(x, y*(x))`` s.t. ``y*(x) = argmin_y g(x, y)`` (eq. 1).
+
+    Attributes
+    ----------
+    f, g:
+        ``(x, y, idx) -> scalar``: upper and lower objectives on the samples
+        ``idx`` of their own data (``None``: all of it).
+    x0, y0:
+        starting points (1-D tensors, same device).
+    n_upper, n_lower:
+        number of upper / lower samples.
+    batch_upper, batch_lower:
+        samples per stochastic evaluation (``None``: full batch).
+    f_lower_bound, g_lower_bound:
+        lower bounds used by the Polyak steps (0 for non-negative losses).
+    metrics:
+        optional ``(x, y) -> dict[str, float]`` evaluated once per outer
+        iteration for the record (e.g. validation loss and accuracy).
+    """
+
+    name: str
+    f: Callable[[Tensor, Tensor, Tensor | None], Tensor]
+    g: Callable[[Tensor, Tensor, Tensor | None], Tensor]
+    x0: Tensor
+    y0: Tensor
+    n_upper: int
+    n_lower: int
+    batch_upper: int | None = None
+    batch_lower: int | None = None
+    f_lower_bound: float = 0.0
+    g_lower_bound: float = 0.0
+    metrics: Callable[[Tensor, Tensor], dict] | None = None
+    info: dict = field(default_factory=dict)
+
+    def sample_upper(self, gen: torch.Generator) -> Tensor | None:
+        return sample_indices(self.n_upper, self.batch_upper, gen, self.x0.device)
+
+    def sample_lower(self, gen: torch.Generator) -> Tensor | None:
+        return sample_indices(self.n_lower, self.batch_lower, gen, self.y0.device)
