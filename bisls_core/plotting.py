@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -126,8 +127,11 @@ def plot_runs(
 
 
 def figures_dir() -> Path:
-    d = repo_root() / "figures"
-    d.mkdir(exist_ok=True)
+    """Where figures are written: ``$BISLS_FIGURES`` or ``<repo>/figures``
+    (the smoke runs of the test command write to a scratch folder instead)."""
+    env = os.environ.get("BISLS_FIGURES")
+    d = Path(env) if env else repo_root() / "figures"
+    d.mkdir(parents=True, exist_ok=True)
     return d
 
 

@@ -17,7 +17,7 @@ import torch
 
 Tensor = torch.Tensor
 
-__all__ = ["BilevelProblem", "SingleLevelProblem", "sample_indices"]
+__all__ = ["PROBLEMS", "BilevelProblem", "SingleLevelProblem", "make", "sample_indices"]
 
 
 def sample_indices(n: int, batch: int | None, gen: torch.Generator, device=None) -> Tensor | None:
@@ -109,3 +109,28 @@ class BilevelProblem:
 
     def sample_lower(self, gen: torch.Generator) -> Tensor | None:
         return sample_indices(self.n_lower, self.batch_lower, gen, self.y0.device)
+
+
+#: Problem modules by name; each defines ``make(*, device=None, seed=0, **sizes)``.
+PROBLEMS: dict[str, str] = {
+    "quadratic": "bisls_core.problems.quadratic",
+    "logistic": "bisls_core.problems.logistic",
+    "quadratic_bilevel": "bisls_core.problems.quadratic_bilevel",
+    "hyperrep": "bisls_core.problems.hyperrep",
+    "distillation": "bisls_core.problems.distillation",
+}
+
+
+def make(name: str, *, device=None, seed: int = 0, **sizes):
+    """Build the named problem: ``make("quadratic", device="cpu", seed=0, ...)``.
+
+    A runner builds its problem from a JSON-able configuration through this
+    function, so a configuration (and its cache key) names the problem fully.
+    """
+    import importlib
+
+    if name not in PROBLEMS:
+        valid = ", ".join(repr(p) for p in PROBLEMS)
+        raise ValueError(f"unknown problem {name!r}; valid values are: {valid}")
+    module = importlib.import_module(PROBLEMS[name])
+    return module.make(device=device, seed=seed, **sizes)

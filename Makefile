@@ -1,0 +1,66 @@
+# The two commands of the README:  `make book`  and  `make test`.
+# Both create .venv if it is missing and install the pinned project into it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Smoke runs of the test command write their cache and figures here, never
+# over the committed results/ and figures/.
+SCRATCH := .scratch
+
+.PHONY: help install book test pytest smoke nbval book-check notebooks results paper screenshot clean
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip --quiet
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the pinned project (once)
+
+book: $(STAMP)  ## execute the notebooks (from the results cache) and build the site into _build/html
+	$(BIN)/python scripts/scorecard.py
+	$(BIN)/jupyter-book build . -W --keep-going
+	@echo "open _build/html/index.html"
+
+test: $(STAMP)  ## what CI runs: unit tests, smoke notebooks, nbval, the book with -W
+	@mkdir -p $(SCRATCH)
+	$(BIN)/python scripts/timed.py install-check $(BIN)/python -c "import torch, torchvision, bisls_core; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	$(BIN)/python scripts/timed.py pytest $(MAKE) --no-print-directory pytest
+	$(BIN)/python scripts/timed.py notebooks $(MAKE) --no-print-directory smoke
+	$(BIN)/python scripts/timed.py nbval $(MAKE) --no-print-directory nbval
+	$(BIN)/python scripts/timed.py book $(MAKE) --no-print-directory book-check
+	@cat $(SCRATCH)/timings.txt
+
+pytest: $(STAMP)  ## unit tests of the core
+	$(BIN)/python -m pytest -q
+
+smoke: $(STAMP)  ## every notebook at scale="smoke" with papermill (scratch copies)
+	$(BIN)/python scripts/run_notebooks.py smoke
+
+nbval: $(STAMP)  ## re-execute the committed notebooks (cache hits) and compare their outputs
+	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg -q
+
+book-check: $(STAMP)  ## build the site from the committed outputs with warnings as errors
+	$(BIN)/python scripts/scorecard.py
+	sed -E 's/execute_notebooks: *"?force"?/execute_notebooks: "off"/' _config.yml > $(SCRATCH)/_config_off.yml
+	$(BIN)/jupyter-book build . --config $(SCRATCH)/_config_off.yml -W -n --keep-going
+
+notebooks: $(STAMP)  ## re-execute the committed notebooks in place at their default scale (after new results)
+	$(BIN)/python scripts/run_notebooks.py execute
+
+results: $(STAMP)  ## compute the cpu-scale results cache for every notebook
+	$(BIN)/python scripts/run_notebooks.py results --scale cpu
+
+paper: $(STAMP)  ## paper scale on a GPU, resumable (the cache keeps finished runs)
+	$(BIN)/python scripts/run_notebooks.py results --scale paper --device cuda
+
+screenshot:  ## headless Chromium screenshots of the built site into _build/screenshots
+	bash scripts/screenshot.sh
+
+clean:  ## remove the build and the scratch copies
+	rm -rf _build $(SCRATCH)
