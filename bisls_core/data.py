@@ -22,10 +22,11 @@ MNIST (Y. LeCun, C. Cortes, C. J. C. Burges, http://yann.lecun.com/exdb/mnist/)
     digits are interleaved by class, sorted by (position within class, class):
     0, 1, ..., 9, 0, 1, ..., so any prefix is roughly class-balanced. The
     ``source`` field of :class:`MNISTData` says which set was loaded.
-w8a (C.-C. Chang and C.-J. Lin, LIBSVM data sets; originally J. Platt's web-page classification data)
-    The training part of LIBSVM's w8a, shipped byte for byte as gzip'd
-    svmlight text: 49,749 rows, 300 binary features, labels :math:`\pm 1`
-    (1,479 positives). :func:`load_w8a` parses it with scikit-learn's
+w8a (C.-C. Chang and C.-J. Lin, LIBSVM data sets)
+    Originally J. Platt's web-page classification data. The training part of
+    LIBSVM's w8a, shipped byte for byte as gzip'd svmlight text: 49,749 rows,
+    300 binary features, labels :math:`\pm 1` (1,479 positives).
+    :func:`load_w8a` parses it with scikit-learn's
     :func:`~sklearn.datasets.load_svmlight_file`.
 
 Caching
@@ -71,8 +72,10 @@ DATA_DIR: Path = Path(__file__).resolve().parent / "_data"
 
 #: SHA-256 of every shipped file in :data:`DATA_DIR` (written by ``scripts/make_data.py``).
 SHA256: dict[str, str] = {
-    "train-images-idx3-ubyte.gz": "5e7438174512f7648032a671346533106088f28caf1e4a41313116c406897123",
-    "train-labels-idx1-ubyte.gz": "b2e6d8092a06bec8b488c631bf4b902156f0afed9ef6cd919671397fb76bcd6d",
+    "train-images-idx3-ubyte.gz":
+        "5e7438174512f7648032a671346533106088f28caf1e4a41313116c406897123",
+    "train-labels-idx1-ubyte.gz":
+        "b2e6d8092a06bec8b488c631bf4b902156f0afed9ef6cd919671397fb76bcd6d",
     "t10k-images-idx3-ubyte.gz": "7f0ce240d88b0cdc8e788927b23d580ce6557972e3aa49e5e01e3e60a97b4175",
     "t10k-labels-idx1-ubyte.gz": "772ca20f6eb20efc51d8fa19c4d078a1e6f718bef8f73d52e6e57be046e79b6c",
     "w8a.svm.gz": "02ef898ad4e2fc3a9dce0c043ef8e6048117288b2bcbd098fe9c3317aeb2a4d0",
@@ -303,7 +306,9 @@ def _prepare_subset(root: Path) -> None:
         _write_atomic(target, payload)
 
 
-def _torchvision_mnist(root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _torchvision_mnist(
+    root: Path, train: bool, download: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     from torchvision.datasets import MNIST
 
     ds = MNIST(str(root), train=train, download=download)

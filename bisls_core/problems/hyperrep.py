@@ -1,0 +1,168 @@
+r"""Hyper-representation learning on MNIST (Section 4 and Appendix A.2 of the paper).
+
+The upper level learns the embedding layers :math:`w` of a LeNet on validation
+data; the lower level learns the last, linear classification layer :math:`c`
+on training data, a ridge regression onto one-hot targets:
+
+.. math::
+
+    \min_w F(w) = \frac{1}{2 D_{X_1}} \|\tilde f(X_1; w)\, c^*(w) - Y_1\|^2
+    \quad\text{s.t.}\quad
+    c^*(w) = \arg\min_c \frac{1}{2 D_{X_2}} \|\tilde f(X_2; w)\, c - Y_2\|^2
+             + \frac{\lambda}{2}\|c\|^2 .
+
+Choices the paper leaves open (also listed on the book's replication-choices page):
+
+* **Targets**: one-hot vectors in :math:`\{0, 1\}^{10}`; the squared norm is
+  summed over the 10 classes and averaged over the samples.
+* **Embedding**: the classic LeNet-5 layout (LeCun et al., 1998) -- conv
+  5x5 (6) - ReLU - max-pool - conv 5x5 (16) - ReLU - max-pool - FC 120 - ReLU -
+  FC 84 - ReLU; the classifier :math:`c` is the final 84x10 linear map
+  (no bias, so :math:`g` is :math:`\lambda`-strongly convex in :math:`c`).
+* **lambda** = 0.01 (small ridge term that makes the lower level strongly
+  convex, as Assumption 3 asks, without changing the fit much).
+* **Data split**: the lower level's training set :math:`(X_2, Y_2)` and the upper
+  level's validation set :math:`(X_1, Y_1)` are disjoint parts of the MNIST
+  training split; accuracy is also measured on the MNIST test split.
+* **Initialisation**: PyTorch's default layer initialisation with the run's
+  seed; :math:`c = 0`.
+* Batch sizes, T and the CG steps are configuration fields (see the notebooks).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from . import BilevelProblem
+
+__all__ = ["LeNetEmbedding", "make"]
+
+N_CLASSES = 10
+
+
+class LeNetEmbedding(nn.Module):
+    """LeNet-5's layers up to the 84-dimensional embedding."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
+            nn.Linear(120, 84), nn.ReLU(),
+        )
+        self.dim = 84
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.features(images)
+
+
+def _split_params(model: nn.Module):
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for _, p in model.named_parameters()]
+    sizes = [p.numel() for _, p in model.named_parameters()]
+    return names, shapes, sizes
+
+
+def make(
+    *,
+    device=None,
+    seed: int = 0,
+    n_train: int = 2000,
+    n_val: int = 1000,
+    n_test: int = 1000,
+    batch_train: int | None = 256,
+    batch_val: int | None = 256,
+    lam: float = 0.01,
+    data_root: str | None = None,
+) -> BilevelProblem:
+    """Build the hyper-representation problem.
+
+    Parameters
+    ----------
+    n_train, n_val, n_test:
+        digits in the lower level's training set, the upper level's validation
+        set (both from the MNIST training split, disjoint) and the test set.
+    batch_train, batch_val:
+        samples per stochastic evaluation of ``g`` and ``f`` (``None``: full batch).
+    lam:
+        ridge coefficient :math:`\\lambda` of the lower level.
+    seed:
+        seeds the embedding's initialisation (the data split is fixed).
+
+    ``metrics(x, y)`` gives ``val_loss`` (F on the whole validation set),
+    ``val_acc`` and ``test_acc``.
+    """
+    from ..data import load_mnist
+
+    dev = torch.device("cpu") if device is None else torch.device(device)
+    train = load_mnist(root=data_root, train=True)
+    test = load_mnist(root=data_root, train=False)
+    if n_train + n_val > train.n:
+        raise ValueError(f"n_train + n_val = {n_train + n_val} exceeds the {train.n} training digits")
+    n_test = min(n_test, test.n)
+
+    def onehot(labels):
+        return torch.nn.functional.one_hot(labels, N_CLASSES).float()
+
+    X2, L2 = train.images[:n_train].to(dev), train.labels[:n_train].to(dev)
+    X1, L1 = train.images[n_train:n_train + n_val].to(dev), train.labels[n_train:n_train + n_val].to(dev)
+    X3, L3 = test.images[:n_test].to(dev), test.labels[:n_test].to(dev)
+    Y1, Y2 = onehot(L1), onehot(L2)
+
+    with torch.random.fork_rng(devices=[]):  # seed the initialisation, leave the global RNG alone
+        torch.manual_seed(seed)
+        model = LeNetEmbedding()
+    model = model.to(dev)
+    names, shapes, sizes = _split_params(model)
+    x0 = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    y0 = torch.zeros(model.dim * N_CLASSES, device=dev)
+
+    def embed(x, images):
+        params = dict(zip(names, (t.view(s) for t, s in zip(torch.split(x, sizes), shapes))))
+        return functional_call(model, params, (images,))
+
+    def sq_loss(x, y, images, targets):
+        pred = embed(x, images) @ y.view(model.dim, N_CLASSES)
+        return 0.5 * ((pred - targets) ** 2).sum(dim=1).mean()
+
+    def f(x, y, idx=None):
+        if idx is None:
+            return sq_loss(x, y, X1, Y1)
+        return sq_loss(x, y, X1[idx], Y1[idx])
+
+    def g(x, y, idx=None):
+        ridge = 0.5 * lam * (y * y).sum()
+        if idx is None:
+            return sq_loss(x, y, X2, Y2) + ridge
+        return sq_loss(x, y, X2[idx], Y2[idx]) + ridge
+
+    @torch.no_grad()
+    def metrics(x, y):
+        c = y.view(model.dim, N_CLASSES)
+        pred_val = embed(x, X1) @ c
+        pred_test = embed(x, X3) @ c
+        return {
+            "val_loss": 0.5 * ((pred_val - Y1) ** 2).sum(dim=1).mean(),
+            "val_acc": (pred_val.argmax(1) == L1).float().mean(),
+            "test_acc": (pred_test.argmax(1) == L3).float().mean(),
+        }
+
+    return BilevelProblem(
+        name="hyperrep",
+        f=f,
+        g=g,
+        x0=x0,
+        y0=y0,
+        n_upper=n_val,
+        n_lower=n_train,
+        batch_upper=batch_val,
+        batch_lower=batch_train,
+        f_lower_bound=0.0,
+        g_lower_bound=0.0,
+        metrics=metrics,
+        info={"data": train.source, "lam": lam, "dim_x": x0.numel(), "dim_y": y0.numel()},
+    )
