@@ -48,7 +48,9 @@ __all__ = [
     "results_dir",
     "run_grid",
     "scaled",
+    "record_claim",
     "summarize",
+    "VERDICTS",
 ]
 
 SCALES = ("smoke", "cpu", "paper")
@@ -327,3 +329,43 @@ def summarize(values: np.ndarray, digits: int = 3) -> str:
         text += f" ({v.size - ok.size}/{v.size} runs diverged)"
     return text
 
+
+
+# --------------------------------------------------------------------------- claims
+VERDICTS = ("held", "partly", "not held")
+
+
+def record_claim(
+    notebook: str,
+    claim_id: str,
+    *,
+    claim: str,
+    paper: str,
+    ours: str,
+    verdict: str,
+    scale: str,
+    why: str = "",
+) -> str:
+    """Record one claim of the paper beside what this run measured.
+
+    Written to ``results/<scale>/claims/<notebook>.json`` (atomically; one entry per
+    ``claim_id``); ``scripts/scorecard.py`` turns every such file into the
+    book's replication scorecard. Returns the line a notebook prints, e.g.
+    ``"claim fig04-spsb-fast: held (SPSB ...)"``.
+    """
+    check_choice("verdict", verdict, VERDICTS)
+    check_choice("scale", scale, SCALES)
+    path = results_dir() / scale / "claims" / f"{notebook}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        claims = json.loads(path.read_text())
+    except (OSError, ValueError):
+        claims = {}
+    claims[claim_id] = {"claim": claim, "paper": paper, "ours": ours, "verdict": verdict,
+                        "scale": scale, "why": why, "notebook": notebook}
+    fd, tmp = tempfile.mkstemp(prefix=".claims.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(claims, fh, indent=1, sort_keys=True, ensure_ascii=False)
+        fh.write("\n")
+    os.replace(tmp, path)
+    return f"claim {claim_id}: {verdict} -- ours: {ours}; paper: {paper}" + (f" ({why})" if why else "")
