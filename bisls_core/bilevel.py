@@ -44,6 +44,7 @@ from .stepsizes import (
     check_positive,
     envelope_step,
     polyak_ratio,
+    LineSearchResult,
     reset,
     schedule,
     sps_max,
@@ -306,6 +307,30 @@ def _is_finite(*values) -> bool:
     return True
 
 
+#: A search is skipped when the decrease it asks for at its start step is below
+#: ``_RESOLUTION * eps * |f|`` (see :func:`_search`).
+_RESOLUTION = 8.0
+
+
+def _search(trial, f_old: Tensor, sq_norm: Tensor, start: float, cfg: BilevelConfig,
+            delta: float) -> LineSearchResult:
+    r"""Armijo backtracking (:func:`~bisls_core.stepsizes.armijo_backtracking`) with one guard.
+
+    When :math:`p\,\gamma_{	ext{start}}\|d\|^2 \le 8\,\epsilon_{	ext{mach}}|f|`, the
+    decrease the condition asks for is below the floating-point resolution of
+    :math:`f`: the test would then pass or fail on round-off (this happens at a
+    converged lower level whose sampled losses do not vanish). The search is
+    skipped: the start step is taken (it moves the point by a negligible amount),
+    0 rounds, success.
+    """
+    f_val, sq = float(f_old), float(sq_norm)
+    eps = torch.finfo(f_old.dtype).eps if f_old.is_floating_point() else 0.0
+    if cfg.p * start * sq <= _RESOLUTION * eps * abs(f_val):
+        return LineSearchResult(start, 0, True, f_val)
+    return armijo_backtracking(trial, f_val, sq, start, c=cfg.p, w=cfg.w, delta=delta,
+                               max_rounds=cfg.max_rounds)
+
+
 # ---------------------------------------------------------------- the loop
 def run_bilevel(
     problem: BilevelProblem,
@@ -416,11 +441,13 @@ def run_bilevel(
     index_sampler = problem.sample_lower if stochastic_factors else None
 
     def hypergrad_at(x_: Tensor, y_: Tensor):
-        return hypergradient(
-            f, g, x_, y_, problem.sample_upper(gen), idx_g := problem.sample_lower(gen),
-            cfg.hypergrad, steps=cfg.hypergrad_steps, lr=cfg.hypergrad_lr, gen=gen,
-            index_sampler=index_sampler,
-        ), idx_g
+        """Hypergradient on fresh batches; returns it with its batches (phi, psi)."""
+        idx_f, idx_g = problem.sample_upper(gen), problem.sample_lower(gen)
+        hg = hypergradient(
+            f, g, x_, y_, idx_f, idx_g, cfg.hypergrad, steps=cfg.hypergrad_steps,
+            lr=cfg.hypergrad_lr, gen=gen, index_sampler=index_sampler,
+        )
+        return hg, idx_f, idx_g
 
     iterator = range(K)
     if progress:
@@ -465,10 +492,10 @@ def run_bilevel(
                     with torch.no_grad():
                         return g(x, y - b * grad, idx)
 
-                res = armijo_backtracking(lower_trial, g_val, _sq(grad), start, c=cfg.p, w=cfg.w,
-                                          delta=0.0, max_rounds=cfg.max_rounds)
+                res = _search(lower_trial, g_val, _sq(grad), start, cfg, delta=0.0)
                 step = res.step
-                beta_prev = res.step
+                if res.success:  # a failed search does not become the next start
+                    beta_prev = res.step
                 lower_rounds += res.rounds
                 lower_failures += int(not res.success)
             y = y - step * grad
@@ -477,8 +504,7 @@ def run_bilevel(
         y_next = y
 
         # ------------------------------------------------ hypergradient at (x^k, y^{k+1})
-        hg, idx_g = hypergrad_at(x, y_next)
-        idx_f_value = hg.f_value
+        hg, idx_f, idx_g = hypergrad_at(x, y_next)
         h = hg.h
         n_hvp = hg.n_hvp
         n_grad += 2
@@ -504,7 +530,7 @@ def run_bilevel(
             alpha = cfg.alpha / root
         elif cfg.upper == "bisps":
             if cfg.samples == 2:
-                hg_s, _ = hypergrad_at(x, y_next)
+                hg_s, _, _ = hypergrad_at(x, y_next)
                 n_hvp += hg_s.n_hvp
                 n_grad += 2
                 f_s, h_s = hg_s.f_value, hg_s.h
@@ -515,7 +541,6 @@ def run_bilevel(
         else:  # bisls, condition (14)
             start = reset(alpha_prev, cfg.alpha, cfg.reset_upper, cfg.eta)
             beta_hat = beta_last
-            idx_f = None  # filled below: the hypergradient's own upper batch
 
             def upper_trial(a: float) -> Tensor:
                 x_hat = x - a * d
@@ -523,13 +548,22 @@ def run_bilevel(
                 with torch.no_grad():
                     return f(x_hat, y_next - beta_hat * gy, idx_f)
 
-            idx_f = hg_idx_f(hg) if False else _last_upper_batch[0] if False else None  # noqa: E501
-            raise NotImplementedError
+            if _is_finite(hg.f_value, sq_norm):
+                res = _search(upper_trial, hg.f_value, sq_norm, start, cfg, delta=cfg.delta)
+                alpha = res.step
+                if res.success:  # a failed search does not become the next start
+                    alpha_prev = res.step
+                upper_rounds = res.rounds
+                upper_failures = int(not res.success)
+                n_grad += res.rounds
+            else:  # nothing to search on: the run has diverged (recorded below)
+                alpha = start
+                upper_failures = 1
         x = x - alpha * d
         elapsed += time.perf_counter() - tic
 
         # ------------------------------------------------ record
-        rec["upper_loss"][k] = float(idx_f_value)
+        rec["upper_loss"][k] = float(hg.f_value)
         rec["lower_loss"][k] = float(hg.g_value)
         rec["alpha"][k] = float(alpha)
         rec["beta"][k] = float(beta_sum) / T

@@ -526,7 +526,7 @@ def run_single_level(config: Mapping[str, Any], *, seed: int, device="cpu") -> d
         else:
             opt.zero_grad()
             loss = problem.f(x, idx[0])
-            if not math.isfinite(float(loss)):
+            if not math.isfinite(float(loss.detach())):
                 diverged = k
                 break
             loss.backward()
