@@ -63,6 +63,8 @@ def make_quadratic_bilevel(
     noise: float = 0.1,
     mu: float = 0.5,
     rho: float = 0.1,
+    spread: float = 1.0,
+    coupling: float = 1.0,
     identity_hessian: bool = False,
     dtype: torch.dtype = torch.float64,
 ) -> BilevelProblem:
@@ -110,7 +112,7 @@ def make_quadratic_bilevel(
             raise ValueError(f"{name} must be an integer >= 1, got {val!r}")
     if batch is not None and (int(batch) != batch or batch < 1):
         raise ValueError(f"batch must be None or an integer >= 1, got {batch!r}")
-    for name, val in (("noise", noise), ("rho", rho)):
+    for name, val in (("noise", noise), ("rho", rho), ("spread", spread), ("coupling", coupling)):
         if not (math.isfinite(val) and val >= 0):
             raise ValueError(f"{name} must be >= 0, got {val!r}")
     if not (math.isfinite(mu) and mu > 0):
@@ -125,8 +127,8 @@ def make_quadratic_bilevel(
         H_s = torch.eye(dy, dtype=torch.float64).expand(n, dy, dy).clone()
     else:
         W = randn(dy, dy) + noise * randn(n, dy, dy)
-        H_s = mu * torch.eye(dy, dtype=torch.float64) + W @ W.transpose(1, 2) / (2 * dy)
-    A_s = randn(dy, dx) / math.sqrt(dx) + noise * randn(n, dy, dx)
+        H_s = mu * torch.eye(dy, dtype=torch.float64) + spread * W @ W.transpose(1, 2) / (2 * dy)
+    A_s = coupling * randn(dy, dx) / math.sqrt(dx) + noise * randn(n, dy, dx)
     b_s = randn(dy) + noise * randn(n, dy)
     D = 0.5 * randn(dy, dx) / math.sqrt(dx)
     U = randn(dy) + noise * randn(n, dy)
