@@ -102,7 +102,9 @@ class BilevelConfig:
     upper:
         ``"fixed"`` :math:`\alpha_k = \alpha_{b,0}`; ``"decay"``
         :math:`\alpha_{b,0}/\sqrt{k+1}`; ``"bisps"`` Eqs. (10), (12):
-        :math:`\alpha_k = \min\{\max\{\alpha_{l,0}/\sqrt{k+1}, \tilde\alpha_k\}, \alpha_{b,0}/\sqrt{k+1}\}`,
+        :math:`\alpha_k = \min\{\max\{\alpha_{l,k}, \tilde\alpha_k\}, \alpha_{b,k}\}` with
+        :math:`\alpha_{l,k} = \alpha_{l,0}/\sqrt{k+1}`,
+        :math:`\alpha_{b,k} = \alpha_{b,0}/\sqrt{k+1}`,
         :math:`\tilde\alpha_k = (f(x^k, y^{k+1}; \phi) - l^*_f)/(p\|h_f^k\|^2)`;
         ``"bisls"`` backtracking on condition (14).
     direction:
@@ -138,7 +140,12 @@ class BilevelConfig:
     max_rounds:
         budget of condition evaluations per search (default 200, i.e. about 9 decades
         at :math:`w = 0.9`; Figure 7 starts 5 decades above the tuned step). When it
-        runs out, the smallest tried step is taken and a failure is recorded.
+        runs out, the smallest tried step is taken and a failure is recorded; a
+        failed search does not become the memory of Algorithm 3 (the next start is
+        computed from the last *successful* step), otherwise one failure would pin
+        the options ``"keep"``/``"grow"`` to a step :math:`w^{199}` times too small.
+        A search whose requested decrease at its start step is below floating-point
+        resolution (:math:`p\,\gamma\|d\|^2 \le 8\epsilon|f|`) is skipped: start step, 0 rounds.
     reset_upper, reset_lower:
         Algorithm 3's option for the next search start: ``"reset"`` (option 1),
         ``"keep"`` (2), ``"grow"`` (3). Defaults: ``"grow"`` upstairs (option 3 with
@@ -234,7 +241,9 @@ class BilevelConfig:
         try:
             b1, b2 = self.adam_betas
         except (TypeError, ValueError):
-            raise ValueError(f"adam_betas must be a pair (beta1, beta2), got {self.adam_betas!r}") from None
+            raise ValueError(
+                f"adam_betas must be a pair (beta1, beta2), got {self.adam_betas!r}"
+            ) from None
         for name, b in (("adam_betas[0]", b1), ("adam_betas[1]", b2)):
             if not (0 <= check_positive(name, b, allow_zero=True) < 1):
                 raise ValueError(f"{name} must lie in [0, 1), got {b!r}")
@@ -278,7 +287,9 @@ def make_config(method: str, **overrides) -> BilevelConfig:
     names = {fl.name for fl in fields(BilevelConfig)}
     unknown = sorted(set(overrides) - names)
     if unknown:
-        raise TypeError(f"unknown BilevelConfig field(s) {unknown}; valid fields are: {sorted(names)}")
+        raise TypeError(
+            f"unknown BilevelConfig field(s) {unknown}; valid fields are: {sorted(names)}"
+        )
     return BilevelConfig(**{**METHODS[method], **overrides})
 
 
@@ -408,6 +419,18 @@ def run_bilevel(
         Divergence: when a loss, a metric, ``x`` or ``y`` becomes inf/NaN at
         iteration :math:`k`, that iteration's values are recorded as computed,
         ``diverged[k:]`` is ``True``, the loop stops and the later entries are NaN.
+
+    Notes
+    -----
+    Condition (14) tests a surrogate of :math:`F`: with one lower step, near
+    :math:`y^{k+1} \approx y^*(x^k)` its slope at :math:`\alpha = 0` is
+    :math:`-\langle \nabla_x f - \nabla^2_{xy} g\,\beta\,\nabla_y f, d_k\rangle`, i.e. the
+    hypergradient with :math:`[\nabla^2_{yy} g]^{-1}` replaced by :math:`\beta I`.
+    When :math:`\beta\nabla^2_{yy} g \ne I` and :math:`\nabla_y f \ne 0` at the solution,
+    the condition can become unsatisfiable (with :math:`\delta = 0`) close to a
+    stationary point of :math:`F`, and the accepted steps shrink: on the quadratic
+    test problem BiSLS-SGD then stalls at a small but non-zero gap, while with
+    :math:`\nabla^2_{yy} g = I` (:math:`\beta = 1` exact) it converges.
     """
     if not isinstance(config, BilevelConfig):
         raise TypeError(f"config must be a BilevelConfig, got {type(config).__name__}")
@@ -540,7 +563,9 @@ def run_bilevel(
             alpha = envelope_step(tilde, cfg.alpha_low / root, cfg.alpha / root)
         else:  # bisls, condition (14)
             start = reset(alpha_prev, cfg.alpha, cfg.reset_upper, cfg.eta)
-            beta_hat = beta_last
+            # Algorithm 2, line 14: the last *accepted* lower step (a failed lower
+            # search's tiny step is not a lower-level learning rate).
+            beta_hat = beta_prev if cfg.lower == "armijo" and beta_prev is not None else beta_last
 
             def upper_trial(a: float) -> Tensor:
                 x_hat = x - a * d
@@ -560,6 +585,8 @@ def run_bilevel(
                 alpha = start
                 upper_failures = 1
         x = x - alpha * d
+        if x.is_cuda:  # time the work, not its queuing
+            torch.cuda.synchronize(x.device)
         elapsed += time.perf_counter() - tic
 
         # ------------------------------------------------ record

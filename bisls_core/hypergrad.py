@@ -337,7 +337,9 @@ def hypergradient(
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
     steps = int(steps)
     if method == "neumann_stochastic" and steps < 1:
-        raise ValueError(f"steps (N of Eq. (13)) must be >= 1 for 'neumann_stochastic', got {steps}")
+        raise ValueError(
+            f"steps (N of Eq. (13)) must be >= 1 for 'neumann_stochastic', got {steps}"
+        )
     if lr is not None:
         lr = check_positive("lr", lr)
     if scale is not None:

@@ -2,9 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -78,26 +80,27 @@ grid = experiments.run_grid(run_single_level, configs, name="fig04_quadratics", 
                             n_runs=sizes["n_runs"], seed=seed, device=device, recompute=recompute)
 
 # %% [markdown]
-# Mean ± standard deviation over runs (geometric on the log axes); the trajectories are
+# Mean ± standard deviation over runs (geometric on the log axes, iterations on a log
+# scale to show the first steps); the trajectories are
 # those of the first run, and the star marks $x^*$.
 
 # %%
 problem = problems.make("quadratic", seed=0)
 fig, axes = plotting.new_figure(ncols=4, width=3.4)
 for label, rec in grid.items():
-    plotting.plot_runs(axes[0], rec["loss"], label, x=rec["eval_at"][0], log=True)
-    plotting.plot_runs(axes[1], rec["dist"], label, x=rec["eval_at"][0], log=True)
-    plotting.plot_runs(axes[2], rec["step"], label, log=True)
+    plotting.plot_runs(axes[0], rec["loss"], label, x=rec["eval_at"][0] + 1, log=True)
+    plotting.plot_runs(axes[1], rec["dist"], label, x=rec["eval_at"][0] + 1, log=True)
+    plotting.plot_runs(axes[2], rec["step"], label, x=np.arange(1, sizes["K"] + 1), log=True)
     axes[3].plot(*rec["x"][0].T, color=plotting.color(label), lw=0.8, marker=".", ms=2)
-axes[3].plot(*problem.x_star.numpy(), marker="*", ms=14, color="k", ls="none", label="$x^*$")
+axes[3].plot(*problem.x_star.numpy(), marker="*", ms=14, color="k", ls="none")
 box = np.stack([problem.x0.numpy(), problem.x_star.numpy()])
 axes[3].set(xlim=(box[:, 0].min() - 1, box[:, 0].max() + 1),
             ylim=(box[:, 1].min() - 1, box[:, 1].max() + 1), xlabel="$x_1$", ylabel="$x_2$")
-axes[0].set(xlabel="iteration $k$", ylabel="$f(x^k) - f^*$")
-axes[1].set(xlabel="iteration $k$", ylabel="$\\|x^k - x^*\\|$")
-axes[2].set(xlabel="iteration $k$", ylabel="step size $\\gamma_k$")
+axes[0].set(ylabel="$f(x^k) - f^*$")
+axes[1].set(ylabel="$\\|x^k - x^*\\|$")
+axes[2].set(ylabel="step size $\\gamma_k$")
+[ax.set(xscale="log", xlabel="iteration $k + 1$") for ax in axes[:3]]
 axes[0].legend()
-axes[3].legend(loc="lower right")
 plotting.save(fig, "fig04_quadratics")
 glue("fig04_quadratics", fig, display=False)
 plt.close(fig)

@@ -30,7 +30,8 @@ corrected Eq. (2)). :math:`F` is a strongly convex quadratic; its minimiser
 :math:`x^*` and :math:`F^*` are in ``problem.info``.
 
 Theorem 3's assumptions. Each :math:`g_i` is :math:`\mu`-strongly convex in
-:math:`y` (so :math:`g` is :math:`\mu_g`-strongly convex, :math:`\mu_g = \lambda_{\min}(\bar H) \ge \mu`)
+:math:`y` (so :math:`g` is :math:`\mu_g`-strongly convex,
+:math:`\mu_g = \lambda_{\min}(\bar H) \ge \mu`)
 and convex; :math:`\nabla g` and :math:`\nabla g_i` are globally Lipschitz (quadratics);
 :math:`\nabla^2 g` is constant, hence Lipschitz with :math:`L_G = 0`;
 :math:`\|\nabla^2_{xy} g\| = \|\bar B\| = C_g` is bounded; :math:`\nabla f` is
@@ -61,10 +62,10 @@ def make_quadratic_bilevel(
     device=None,
     *,
     noise: float = 0.1,
-    mu: float = 0.5,
+    mu: float = 1.0,
     rho: float = 0.1,
-    spread: float = 1.0,
-    coupling: float = 1.0,
+    spread: float = 0.5,
+    coupling: float = 0.5,
     identity_hessian: bool = False,
     dtype: torch.dtype = torch.float64,
 ) -> BilevelProblem:
