@@ -69,6 +69,8 @@ UPPER_RULES = ("fixed", "decay", "bisps", "bisls")
 DIRECTIONS = ("sgd", "adam")
 #: Lower-level step-size rules.
 LOWER_RULES = ("fixed", "sps", "armijo")
+#: Right-hand sides of condition (14) (see ``BilevelConfig.reference``).
+REFERENCES = ("paper", "one_step")
 
 #: Keys of the per-iteration record returned by :func:`run_bilevel` (besides the
 #: problem's metric keys, their ``initial_`` values, and ``x_final``/``y_final``).
@@ -171,6 +173,14 @@ class BilevelConfig:
     eval_every:
         evaluate ``problem.metrics`` every this many iterations (and at the last);
         NaN in between.
+    reference:
+        right-hand side of condition (14): ``"paper"`` compares with
+        :math:`f(x^k, y^{k+1})` as printed; ``"one_step"`` compares with
+        :math:`f(x^k, \hat y(x^k))`, the trial at :math:`\alpha = 0` (one more
+        evaluation). With ``"paper"`` the one lower step of the trial changes
+        :math:`f` even as :math:`\alpha \to 0`, so when that step increases
+        :math:`f` no step satisfies (14) with :math:`\delta = 0` and the search
+        fails; ``"one_step"`` removes that offset (a choice of this book).
     keep_final:
         return the final ``x`` and ``y`` as ``x_final``/``y_final``.
     """
@@ -200,6 +210,7 @@ class BilevelConfig:
     warm_start: bool = True
     eval_every: int = 1
     keep_final: bool = False
+    reference: str = "paper"
 
     def __post_init__(self) -> None:
         _check_int("K", self.K, 1)
@@ -251,6 +262,7 @@ class BilevelConfig:
         _check_bool("warm_start", self.warm_start)
         _check_int("eval_every", self.eval_every, 1)
         _check_bool("keep_final", self.keep_final)
+        check_choice("reference", self.reference, REFERENCES)
 
     @property
     def alpha_low(self) -> float:
@@ -573,8 +585,12 @@ def run_bilevel(
                 with torch.no_grad():
                     return f(x_hat, y_next - beta_hat * gy, idx_f)
 
-            if _is_finite(hg.f_value, sq_norm):
-                res = _search(upper_trial, hg.f_value, sq_norm, start, cfg, delta=cfg.delta)
+            f_ref = hg.f_value
+            if cfg.reference == "one_step":  # f(x^k, y_hat(x^k)): the trial at alpha = 0
+                f_ref = upper_trial(0.0)
+                n_grad += 1
+            if _is_finite(f_ref, sq_norm):
+                res = _search(upper_trial, f_ref, sq_norm, start, cfg, delta=cfg.delta)
                 alpha = res.step
                 if res.success:  # a failed search does not become the next start
                     alpha_prev = res.step
@@ -619,3 +635,29 @@ def run_bilevel(
         out["x_final"] = x.detach().cpu().numpy()
         out["y_final"] = y.detach().cpu().numpy()
     return out
+
+
+def run_config(config: dict, *, seed: int = 0, device: str = "cpu") -> dict[str, np.ndarray]:
+    """Runner for :func:`bisls_core.experiments.run_grid`: one bilevel run from a
+    JSON-able configuration.
+
+    ``config`` holds ``"problem"`` (a name of :data:`bisls_core.problems.PROBLEMS`),
+    optional ``"problem_args"`` (sizes passed to its ``make``), optional
+    ``"problem_seed"`` (default: the run's seed, so each run also draws its own
+    initialisation), ``"method"`` (a name of :data:`METHODS`) and any
+    :class:`BilevelConfig` field.
+    """
+    from .problems import make
+
+    config = dict(config)
+    problem_name = config.pop("problem")
+    problem_args = dict(config.pop("problem_args", {}))
+    problem_seed = config.pop("problem_seed", seed)
+    method = config.pop("method")
+    if "adam_betas" in config:
+        config["adam_betas"] = tuple(config["adam_betas"])
+    problem = make(problem_name, device=device, seed=problem_seed, **problem_args)
+    return run_bilevel(problem, make_config(method, **config), seed=seed)
+
+
+run_config.cache_version = "1"

@@ -125,20 +125,38 @@ def make(
         params = dict(zip(names, (t.view(s) for t, s in zip(torch.split(x, sizes), shapes))))
         return functional_call(model, params, (images,))
 
-    def sq_loss(x, y, images, targets):
-        pred = embed(x, images) @ y.view(model.dim, N_CLASSES)
+    # The lower level takes T steps (and its line search many trials) at the
+    # same x and batch: the embedding of that batch does not depend on y, so
+    # the last one computed without a graph to x is reused. The memo compares
+    # values (x and the indices), never addresses, so it cannot go stale.
+    memo: dict = {}
+
+    def features(x, which, idx):
+        X = X1 if which == "val" else X2
+        if x.requires_grad or not memo.get("ok", True):
+            return embed(x, X if idx is None else X[idx])
+        hit = memo.get(which)
+        if hit is not None and hit[0].shape == x.shape and torch.equal(hit[0], x) and (
+            (idx is None and hit[1] is None)
+            or (idx is not None and hit[1] is not None and hit[1].shape == idx.shape
+                and torch.equal(hit[1], idx))
+        ):
+            return hit[2]
+        with torch.no_grad():
+            out = embed(x, X if idx is None else X[idx])
+        memo[which] = (x.detach().clone(), None if idx is None else idx.clone(), out)
+        return out
+
+    def sq_loss(feats, y, targets):
+        pred = feats @ y.view(model.dim, N_CLASSES)
         return 0.5 * ((pred - targets) ** 2).sum(dim=1).mean()
 
     def f(x, y, idx=None):
-        if idx is None:
-            return sq_loss(x, y, X1, Y1)
-        return sq_loss(x, y, X1[idx], Y1[idx])
+        return sq_loss(features(x, "val", idx), y, Y1 if idx is None else Y1[idx])
 
     def g(x, y, idx=None):
         ridge = 0.5 * lam * (y * y).sum()
-        if idx is None:
-            return sq_loss(x, y, X2, Y2) + ridge
-        return sq_loss(x, y, X2[idx], Y2[idx]) + ridge
+        return sq_loss(features(x, "train", idx), y, Y2 if idx is None else Y2[idx]) + ridge
 
     @torch.no_grad()
     def metrics(x, y):
