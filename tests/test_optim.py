@@ -202,7 +202,7 @@ def test_nonfinite_trial_fails_armijo():
     opt = SLS([x], lr_bound=1.0, c=0.1)
 
     def closure():  # infinite wherever x_1 < 2: the first two trials (steps 1 and 0.5)
-        return quad(x) if float(x[0]) >= 2.0 else quad(x) * float("inf")
+        return quad(x) if float(x[0].detach()) >= 2.0 else quad(x) * float("inf")
 
     opt.step(closure)
     h = opt.state["history"]
