@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # over the committed results/ and figures/.
 SCRATCH := .scratch
 
-.PHONY: help install book test pytest smoke nbval book-check notebooks results paper screenshot clean
+.PHONY: help install book test pytest smoke nbval book-check notebooks results paper screenshot bench clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -58,6 +58,9 @@ results: $(STAMP)  ## compute the cpu-scale results cache for every notebook
 
 paper: $(STAMP)  ## paper scale on a GPU, resumable (the cache keeps finished runs)
 	$(BIN)/python scripts/run_notebooks.py results --scale paper --device cuda
+
+bench: $(STAMP)  ## print the benchmark report (per-iteration and hypergradient costs, CI stages, profile)
+	$(BIN)/python benchmarks/run.py
 
 screenshot:  ## headless Chromium screenshots of the built site into _build/screenshots
 	bash scripts/screenshot.sh

@@ -369,3 +369,56 @@ def record_claim(
         fh.write("\n")
     os.replace(tmp, path)
     return f"claim {claim_id}: {verdict} -- ours: {ours}; paper: {paper}" + (f" ({why})" if why else "")
+
+
+# --------------------------------------------------------------------------- reading grids
+def final_values(record: Mapping[str, np.ndarray], key: str) -> np.ndarray:
+    """Per run, the value of ``record[key]`` at the last iteration; NaN for a run
+    that diverged (``record["diverged"]`` true at the end) or never evaluated there."""
+    values = np.asarray(record[key], dtype=float)
+    last = values.reshape(values.shape[0], -1)[:, -1].copy()
+    if "diverged" in record:
+        last[np.asarray(record["diverged"]).reshape(values.shape[0], -1)[:, -1]] = np.nan
+    return last
+
+
+def best_label(grid: Mapping[str, Mapping[str, np.ndarray]], key: str = "val_loss") -> str:
+    """The label with the lowest mean :func:`final_values` of ``key``; a label with a
+    diverged run counts as the worst (ties: the first in grid order)."""
+    scores = {label: float(np.mean(final_values(rec, key))) for label, rec in grid.items()}
+    scores = {label: (s if np.isfinite(s) else np.inf) for label, s in scores.items()}
+    return min(scores, key=lambda label: scores[label])
+
+
+def curve(record: Mapping[str, np.ndarray], key: str, every: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` to plot a metric recorded every ``every`` iterations (and at the
+    last): ``x`` counts iterations done (``k + 1``), with the value at the start
+    (``initial_<key>``, ``x = 0``) first when the record has it."""
+    values = np.asarray(record[key], dtype=float)
+    n = values.shape[1]
+    cols = np.unique(np.r_[np.arange(0, n, max(1, int(every))), n - 1])
+    x, y = cols + 1, values[:, cols]
+    start = record.get(f"initial_{key}")
+    if start is not None:
+        x = np.r_[0, x]
+        y = np.hstack([np.asarray(start, dtype=float).reshape(-1, 1), y])
+    return x, y
+
+
+def run_unique(fn: Callable[..., Mapping[str, Any]], configs: Mapping[str, Mapping[str, Any]],
+               **kwargs: Any) -> Grid:
+    """:func:`run_grid` for a grid whose labels may share a configuration (one curve
+    in two panels, say): each distinct configuration is run once and every label
+    that names it gets its record. Same keyword arguments as :func:`run_grid`."""
+    first: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for label, config in configs.items():
+        key = json.dumps(_canonical(dict(config)), sort_keys=True)
+        owner[label] = first.setdefault(key, label)
+    inner = run_grid(fn, {label: configs[label] for label in first.values()}, **kwargs)
+    grid = Grid()
+    grid.meta = {}
+    for label in configs:
+        grid[label] = inner[owner[label]]
+        grid.meta[label] = inner.meta[owner[label]]
+    return grid
