@@ -422,3 +422,6 @@ def run_unique(fn: Callable[..., Mapping[str, Any]], configs: Mapping[str, Mappi
         grid[label] = inner[owner[label]]
         grid.meta[label] = inner.meta[owner[label]]
     return grid
+
+
+__all__ += ["best_label", "curve", "final_values", "run_unique"]

@@ -31,13 +31,15 @@ Choices the paper leaves open (also listed on the book's replication-choices pag
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call
 
 from . import BilevelProblem
 
-__all__ = ["LeNetEmbedding", "make"]
+__all__ = ["BISLS_BASE", "LeNetEmbedding", "PRESETS", "bisls", "config", "make", "sizes", "tune",
+           "tuning_configs", "tuning_table"]
 
 N_CLASSES = 10
 
@@ -333,3 +335,21 @@ def tune(sz: dict, method: str, *, scale: str, seed: int = 0, device: str = "aut
                     seed=seed, device=device, recompute=recompute)
     label = best_label(grid, "val_loss")
     return label, configs[label], grid
+
+
+def tuning_table(sz: dict, method: str, grid) -> str:
+    """The tuning grid's final validation losses as a text table (rows
+    :math:`\\alpha`, columns :math:`\\beta`; ``div`` where a run diverged)."""
+    from ..experiments import final_values
+
+    configs = tuning_configs(sz, method)
+    betas = list(sz["beta_grid"])
+    lines = [f"{method:>6s} α \\ β " + "".join(f"{b:>8g}" for b in betas)]
+    for a in {"SGD": sz["alpha_grid_sgd"], "Adam": sz["alpha_grid_adam"]}[method]:
+        cells = []
+        for b in betas:
+            label = next(lab for lab, c in configs.items() if c["alpha"] == a and c["beta"] == b)
+            v = float(np.mean(final_values(grid[label], "val_loss")))
+            cells.append(f"{v:8.4f}" if np.isfinite(v) else f"{'div':>8s}")
+        lines.append(f"{a:>13g} " + "".join(cells))
+    return "\n".join(lines)
