@@ -16,7 +16,6 @@ help:  ## list the commands
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip --quiet
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
@@ -27,8 +26,9 @@ book: $(STAMP)  ## execute the notebooks (from the results cache) and build the 
 	$(BIN)/jupyter-book build . -W --keep-going
 	@echo "open _build/html/index.html"
 
-test: $(STAMP)  ## what CI runs: unit tests, smoke notebooks, nbval, the book with -W
-	@mkdir -p $(SCRATCH)
+test:  ## what CI runs: unit tests, smoke notebooks, nbval, the book with -W
+	@mkdir -p $(SCRATCH) && rm -f $(SCRATCH)/timings.txt
+	$(PYTHON) scripts/timed.py install $(MAKE) --no-print-directory install
 	$(BIN)/python scripts/timed.py install-check $(BIN)/python -c "import torch, torchvision, bisls_core; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
 	$(BIN)/python scripts/timed.py pytest $(MAKE) --no-print-directory pytest
 	$(BIN)/python scripts/timed.py notebooks $(MAKE) --no-print-directory smoke
