@@ -15,7 +15,12 @@ method of the paper's figures; a :class:`BilevelConfig` picks
   (Eqs. (10) and (12)) or ``"bisls"`` (backtracking on condition (14), Algorithm 2
   lines 9-15);
 * the **direction**: ``"sgd"`` (:math:`d_k = h_f^k`) or ``"adam"``
-  (:math:`d_k = A_k^{-1}\hat m_k`).
+  (:math:`d_k = A_k^{-1}\hat m_k`);
+* or, at either level, ``"external"``: a parameter-free baseline from its own
+  package (``upper_optimizer``/``lower_optimizer`` in ``"prodigy"``,
+  ``"schedulefree_sgd"``, ``"schedulefree_adamw"``, ``"dog"``; see
+  :data:`bisls_core.optim.EXTERNAL_OPTIMIZERS`) steps on the hypergradient
+  (:math:`\nabla_y g`) as its gradient, with its own direction and step.
 
 Then :math:`y^{k+1} = y^{k,T}` (ERRATA: Algorithm 2, line 8 is garbled), the
 hypergradient :math:`h_f^k` is estimated at :math:`(x^k, y^{k+1})` on fresh batches
@@ -35,6 +40,13 @@ import numpy as np
 import torch
 
 from .hypergrad import ESTIMATORS, hypergradient
+from .optim import (
+    EXTERNAL_OPTIMIZERS,
+    check_optimizer_kwargs,
+    evaluating,
+    external_step,
+    make_external,
+)
 from .problems import BilevelProblem
 from .stepsizes import (
     RESET_OPTIONS,
@@ -64,11 +76,11 @@ __all__ = [
 ]
 
 #: Upper-level step-size rules.
-UPPER_RULES = ("fixed", "decay", "bisps", "bisls")
+UPPER_RULES = ("fixed", "decay", "bisps", "bisls", "external")
 #: Upper-level directions.
 DIRECTIONS = ("sgd", "adam")
 #: Lower-level step-size rules.
-LOWER_RULES = ("fixed", "sps", "armijo")
+LOWER_RULES = ("fixed", "sps", "armijo", "external")
 #: Right-hand sides of condition (14) (see ``BilevelConfig.reference``).
 REFERENCES = ("paper", "one_step")
 
@@ -108,11 +120,33 @@ class BilevelConfig:
         :math:`\alpha_{l,k} = \alpha_{l,0}/\sqrt{k+1}`,
         :math:`\alpha_{b,k} = \alpha_{b,0}/\sqrt{k+1}`,
         :math:`\tilde\alpha_k = (f(x^k, y^{k+1}; \phi) - l^*_f)/(p\|h_f^k\|^2)`;
-        ``"bisls"`` backtracking on condition (14).
+        ``"bisls"`` backtracking on condition (14); ``"external"`` the package
+        optimizer ``upper_optimizer`` takes one step per outer iteration with
+        :math:`h_f^k` as the gradient of :math:`x` (its own direction and step size).
     direction:
-        ``"sgd"`` or ``"adam"`` (``"bisps"`` is defined for ``"sgd"`` only).
+        ``"sgd"`` or ``"adam"`` (``"bisps"`` and ``"external"`` are defined for
+        ``"sgd"`` only: an external optimizer makes its own direction).
     lower:
-        ``"fixed"``, ``"sps"`` (Eq. (11)) or ``"armijo"`` (condition (8)).
+        ``"fixed"``, ``"sps"`` (Eq. (11)), ``"armijo"`` (condition (8)) or
+        ``"external"`` (the package optimizer ``lower_optimizer`` takes the :math:`T`
+        steps with :math:`\nabla_y g(x^k, y^{k,t}; \psi_{k,t})` as the gradient of :math:`y`).
+    upper_optimizer, lower_optimizer:
+        with ``"external"``: ``"prodigy"`` (``prodigyopt.Prodigy``),
+        ``"schedulefree_sgd"``/``"schedulefree_adamw"`` (``schedulefree.SGDScheduleFree``/
+        ``AdamWScheduleFree``) or ``"dog"`` (``dog.DoG``), from their own packages
+        (:data:`bisls_core.optim.EXTERNAL_OPTIMIZERS`); ``None`` (and must be) otherwise.
+        One optimizer per level lives through the whole run (its state -- Prodigy's
+        :math:`d`, DoG's :math:`\bar r, G`, the schedule-free averages -- carries over
+        outer iterations; with ``warm_start=False`` the lower one is created afresh at
+        every restart). ``alpha``/``beta`` are not used by an external rule: its learning
+        rate is the package default unless ``*_kwargs`` sets ``lr``. A schedule-free
+        optimizer is stepped in train mode and read in eval mode: the upper one's
+        averaged point is where the metrics (and ``x_final``) are evaluated, the lower
+        one's averaged point is :math:`y^{k+1}` (where the hypergradient is taken).
+    upper_kwargs, lower_kwargs:
+        keyword arguments (JSON-able) of the external optimizer's constructor;
+        ``None``: the package's defaults. Checked on creation by building the
+        optimizer on a dummy tensor.
     alpha:
         :math:`\alpha_{b,0}`: the fixed step, the start of the decaying step, BiSPS's
         upper bound, BiSLS's first search start. Default 1.0: a search start
@@ -211,6 +245,10 @@ class BilevelConfig:
     eval_every: int = 1
     keep_final: bool = False
     reference: str = "paper"
+    upper_optimizer: str | None = None
+    lower_optimizer: str | None = None
+    upper_kwargs: dict | None = None
+    lower_kwargs: dict | None = None
 
     def __post_init__(self) -> None:
         _check_int("K", self.K, 1)
@@ -223,6 +261,27 @@ class BilevelConfig:
                 "upper 'bisps' is defined for direction 'sgd' only (Eq. (12)); "
                 "valid directions with 'bisps' are: 'sgd'"
             )
+        if self.upper == "external" and self.direction != "sgd":
+            raise ValueError(
+                "upper 'external' makes its own direction from the hypergradient; "
+                "valid directions with 'external' are: 'sgd'"
+            )
+        for level, rule in (("upper", self.upper), ("lower", self.lower)):
+            name = getattr(self, f"{level}_optimizer")
+            kwargs = getattr(self, f"{level}_kwargs")
+            if rule == "external":
+                check_choice(f"{level}_optimizer", name, EXTERNAL_OPTIMIZERS)
+                kwargs = check_optimizer_kwargs(f"{level}_kwargs", kwargs)
+                object.__setattr__(self, f"{level}_kwargs", kwargs or None)
+                try:  # the package's own checks, now rather than in the middle of a run
+                    make_external(name, [torch.zeros(1, requires_grad=True)], kwargs)
+                except (TypeError, ValueError) as err:
+                    raise type(err)(f"{level}_kwargs {kwargs!r} for {name!r}: {err}") from None
+            elif name is not None or kwargs is not None:
+                raise ValueError(
+                    f"{level}_optimizer/{level}_kwargs are used by {level}='external' only, "
+                    f"got {level}={rule!r} with {level}_optimizer={name!r}"
+                )
         check_positive("alpha", self.alpha)
         check_positive("beta", self.beta)
         if self.alpha_l0 is not None:
@@ -286,6 +345,14 @@ METHODS: dict[str, dict] = {
     "SGD": dict(upper="fixed", direction="sgd", lower="fixed"),
     "Adam": dict(upper="fixed", direction="adam", lower="fixed"),
     "decaying-step SGD": dict(upper="decay", direction="sgd", lower="fixed"),
+    # Parameter-free baselines from their own packages, the same optimizer at both levels.
+    "Prodigy": dict(upper="external", upper_optimizer="prodigy",
+                    lower="external", lower_optimizer="prodigy"),
+    "Schedule-free SGD": dict(upper="external", upper_optimizer="schedulefree_sgd",
+                              lower="external", lower_optimizer="schedulefree_sgd"),
+    "Schedule-free AdamW": dict(upper="external", upper_optimizer="schedulefree_adamw",
+                                lower="external", lower_optimizer="schedulefree_adamw"),
+    "DoG": dict(upper="external", upper_optimizer="dog", lower="external", lower_optimizer="dog"),
 }
 
 
@@ -354,6 +421,32 @@ def _search(trial, f_old: Tensor, sq_norm: Tensor, start: float, cfg: BilevelCon
                                max_rounds=cfg.max_rounds)
 
 
+class _External:
+    """One package optimizer (:func:`bisls_core.optim.make_external`) driving one level's
+    variable, held as its own leaf tensor; the loop hands it gradients."""
+
+    def __init__(self, name: str, start: Tensor, kwargs: dict | None) -> None:
+        self.param = start.detach().clone().requires_grad_(True)
+        self.opt = make_external(name, [self.param], kwargs)
+
+    def step(self, grad: Tensor) -> float:
+        """One step with ``grad`` as the gradient; the effective step size (or NaN)."""
+        self.param.grad = grad.detach().clone()
+        step = external_step(self.opt)
+        self.param.grad = None
+        return step
+
+    def point(self) -> Tensor:
+        """Where the next gradient is taken (a schedule-free optimizer's train-mode point)."""
+        return self.param.detach().clone()
+
+    def output(self) -> Tensor:
+        """The point to report: a schedule-free optimizer's averaged (eval-mode) point,
+        the current point otherwise."""
+        with evaluating(self.opt):
+            return self.param.detach().clone()
+
+
 # ---------------------------------------------------------------- the loop
 def run_bilevel(
     problem: BilevelProblem,
@@ -393,6 +486,10 @@ def run_bilevel(
        coincide when :math:`\beta_1 = 0`).
     5. :math:`x^{k+1} = x^k - \alpha_k d_k`.
 
+    With ``"external"`` at a level, its package optimizer replaces steps 1 (the
+    :math:`T` lower steps, each from :math:`\nabla_y g`) or 3-5 (one step from
+    :math:`h_f^k`); see :class:`BilevelConfig`.
+
     Parameters
     ----------
     problem:
@@ -415,7 +512,10 @@ def run_bilevel(
         ``lower_loss``  :math:`g(x^k, y^{k+1}; \psi)`;
         one key per ``problem.metrics`` entry, at :math:`(x^{k+1}, y^{k+1})`
         (NaN between evaluations when ``eval_every > 1``);
-        ``alpha``  :math:`\alpha_k`; ``beta``  mean of the :math:`T` lower steps;
+        ``alpha``  :math:`\alpha_k`; ``beta``  mean of the :math:`T` lower steps
+        (for an external rule: the effective step the optimizer exposes, see
+        :func:`bisls_core.optim.external_step` -- Prodigy's :math:`d\,\mathrm{lr}`, DoG's
+        :math:`\eta`, schedule-free's learning rate -- or NaN if it exposes none);
         ``beta_last``  the last lower step; ``upper_rounds``  evaluations of
         condition (14) (0 for the other rules); ``lower_rounds``  mean evaluations of
         condition (8) per lower step (0 unless ``"armijo"``); ``upper_failures``
@@ -484,6 +584,11 @@ def run_bilevel(
         )
         return hg, idx_f, idx_g
 
+    up_ext = (_External(cfg.upper_optimizer, x, cfg.upper_kwargs)
+              if cfg.upper == "external" else None)
+    low_ext = (_External(cfg.lower_optimizer, y, cfg.lower_kwargs)
+               if cfg.lower == "external" else None)
+
     iterator = range(K)
     if progress:
         from tqdm import tqdm
@@ -497,6 +602,10 @@ def run_bilevel(
         # ------------------------------------------------ lower level: T steps
         if not cfg.warm_start:
             y = y0.clone()
+            if low_ext is not None:  # a restart: a fresh optimizer from y0
+                low_ext = _External(cfg.lower_optimizer, y, cfg.lower_kwargs)
+        if low_ext is not None:  # the point the optimizer steps from (train mode)
+            y = low_ext.point()
         beta_sum: Tensor | float = 0.0
         beta_last: Tensor | float = cfg.beta
         lower_rounds = 0
@@ -506,6 +615,16 @@ def run_bilevel(
             idx = problem.sample_lower(gen)
             g_val, grad = _value_and_grad_y(g, x, y, idx)
             n_grad += 1
+            if cfg.lower == "external":
+                if not _is_finite(g_val, grad):
+                    lower_failures += 1
+                    y = torch.full_like(y, math.nan)
+                    break
+                step = low_ext.step(grad)
+                y = low_ext.point()
+                beta_sum = beta_sum + step
+                beta_last = step
+                continue
             if cfg.lower == "fixed":
                 step: Tensor | float = cfg.beta
             elif cfg.lower == "sps":
@@ -537,6 +656,8 @@ def run_bilevel(
             beta_sum = beta_sum + step
             beta_last = step
         y_next = y
+        if low_ext is not None and _is_finite(y):  # the schedule-free average
+            y_next = low_ext.output()
 
         # ------------------------------------------------ hypergradient at (x^k, y^{k+1})
         hg, idx_f, idx_g = hypergrad_at(x, y_next)
@@ -545,7 +666,7 @@ def run_bilevel(
         n_grad += 2
 
         # ------------------------------------------------ direction
-        if cfg.direction == "sgd":
+        if cfg.direction == "sgd":  # (also "external": its optimizer makes its own)
             d = h
             sq_norm = _sq(h)
         else:
@@ -559,7 +680,14 @@ def run_bilevel(
         upper_rounds = 0
         upper_failures = 0
         root = math.sqrt(k + 1)
-        if cfg.upper == "fixed":
+        if cfg.upper == "external":
+            if _is_finite(h):
+                alpha = up_ext.step(h)
+                x_new = up_ext.point()
+            else:  # nothing to step on: the run has diverged (recorded below)
+                alpha = math.nan
+                x_new = torch.full_like(x, math.nan)
+        elif cfg.upper == "fixed":
             alpha = cfg.alpha
         elif cfg.upper == "decay":
             alpha = cfg.alpha / root
@@ -600,7 +728,7 @@ def run_bilevel(
             else:  # nothing to search on: the run has diverged (recorded below)
                 alpha = start
                 upper_failures = 1
-        x = x - alpha * d
+        x = x_new if cfg.upper == "external" else x - alpha * d
         if x.is_cuda:  # time the work, not its queuing
             torch.cuda.synchronize(x.device)
         elapsed += time.perf_counter() - tic
@@ -620,7 +748,8 @@ def run_bilevel(
         rec["time"][k] = elapsed
         values = {}
         if metric_keys and (k % cfg.eval_every == 0 or k == K - 1):
-            values = problem.metrics(x, y_next)
+            x_eval = up_ext.output() if up_ext is not None else x
+            values = problem.metrics(x_eval, y_next)
             for key in metric_keys:
                 rec[key][k] = float(values[key])
         y = y_next
@@ -632,6 +761,8 @@ def run_bilevel(
     for key, val in initial.items():
         out[f"initial_{key}"] = np.asarray(float(val))
     if cfg.keep_final:
+        if up_ext is not None and _is_finite(x):  # the schedule-free average
+            x = up_ext.output()
         out["x_final"] = x.detach().cpu().numpy()
         out["y_final"] = y.detach().cpu().numpy()
     return out

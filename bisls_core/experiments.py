@@ -17,6 +17,19 @@ match) is treated as missing and recomputed.
 
 The device is not part of the key: results computed on a GPU at paper scale are
 reused by a CPU build of the book; the entry records the device it ran on.
+
+Executors
+---------
+:func:`run_grid` runs the missing runs in-process, or on any
+:class:`concurrent.futures.Executor` given as ``executor=``; with none given, it
+reads the environment variable ``BISLS_EXECUTOR`` (see :func:`make_executor`:
+``process:4``, ``dask:tcp://host:8786``, ``dask:local:4``,
+``slurm:folder=...,partition=...``), so any notebook runs its grid on many cores
+or a cluster unchanged: ``BISLS_EXECUTOR=process:4 papermill nb.ipynb out.ipynb``.
+Only the runs travel (a module-level runner, a JSON-able configuration, a seed);
+results come back to the calling process, which alone writes the cache, each entry
+as soon as its run completes. With an executor, ``device="auto"`` is resolved where
+each run runs (a GPU node, say), and the entry records that device.
 """
 
 from __future__ import annotations
@@ -28,7 +41,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +54,9 @@ __all__ = [
     "SCALES",
     "DEVICES",
     "Grid",
+    "SubmititExecutor",
+    "executor_from_env",
+    "make_executor",
     "cache_key",
     "check_params",
     "repo_root",
@@ -227,10 +243,134 @@ class Grid(dict):
     meta: dict[str, list[dict]]
 
 
-def _one_run(fn: Callable, config: dict, seed: int, device: str) -> tuple[dict, float]:
+def _one_run(fn: Callable, config: dict, seed: int, device: str) -> tuple[dict, float, str]:
+    """One run where it runs (in-process or on a worker): the record, its seconds
+    and the device it ran on (``"auto"`` is resolved here, on the worker)."""
+    dev = resolve_device(device).type
     t0 = time.perf_counter()
-    record = fn(config, seed=seed, device=device)
-    return record, time.perf_counter() - t0
+    record = fn(config, seed=seed, device=dev)
+    return record, time.perf_counter() - t0, dev
+
+
+# --------------------------------------------------------------------------- executors
+class SubmititExecutor(Executor):
+    """A :class:`concurrent.futures.Executor` view of a ``submitit`` executor (Slurm).
+
+    ``submit`` sends one job (``submitit``'s ``executor.submit``) and returns a
+    :class:`concurrent.futures.Future` that a waiting thread resolves with the
+    job's result (or its exception); at most ``max_waiting`` threads wait at a time
+    (every job is queued at once; waiting is all they do).
+    """
+
+    def __init__(self, executor: Any, max_waiting: int = 64) -> None:
+        self.executor = executor
+        self._waiters = ThreadPoolExecutor(max_waiting, thread_name_prefix="submitit-wait")
+
+    def submit(self, fn, /, *args, **kwargs):
+        job = self.executor.submit(fn, *args, **kwargs)
+        return self._waiters.submit(job.result)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._waiters.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def _one_thread() -> None:
+    """Worker initialiser: one torch thread per worker process (no oversubscription;
+    the same numbers as an in-process run with ``torch.set_num_threads(1)``)."""
+    torch.set_num_threads(1)
+
+
+def _spec_number(value: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def make_executor(spec: str) -> Executor | None:
+    """An executor from a short text ``spec`` (the value of ``BISLS_EXECUTOR``).
+
+    ``""`` or ``"local"``
+        ``None``: in-process, one run after the other.
+    ``"process"`` or ``"process:N"``
+        a :class:`~concurrent.futures.ProcessPoolExecutor` of ``N`` (default: the
+        number of CPUs) fresh ("spawn") processes, one torch thread each.
+    ``"dask:tcp://HOST:PORT"``
+        the executor of a ``distributed.Client`` connected to a running Dask scheduler
+        (``dask scheduler`` + ``dask worker`` on the cluster's nodes).
+    ``"dask"`` or ``"dask:local"`` or ``"dask:local:N"``
+        a Dask ``LocalCluster`` of ``N`` worker processes with one thread each, on
+        the loopback interface, no dashboard.
+    ``"slurm:folder=PATH[,partition=P][,timeout_min=M][,KEY=VALUE...]"``
+        a ``submitit.AutoExecutor(folder=PATH)`` (Slurm when ``sbatch`` is there, local
+        processes otherwise) whose parameters are the other pairs (``partition`` is
+        ``slurm_partition``; any ``submitit`` parameter, e.g. ``gpus_per_node=1``,
+        ``cpus_per_task=2``, ``mem_gb=8``), wrapped in :class:`SubmititExecutor`.
+
+    ``distributed`` and ``submitit`` are optional (``pip install .[cluster]``).
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"spec must be a string, got {spec!r}")
+    kind, _, rest = spec.strip().partition(":")
+    kinds = ("local", "process", "dask", "slurm")
+    check_choice("executor kind", kind or "local", kinds)
+    if kind in ("", "local"):
+        if rest:
+            raise ValueError(f"executor 'local' takes no argument, got {spec!r}")
+        return None
+    if kind == "process":
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        n = _check_int("process workers", _spec_number(rest), 1) if rest else os.cpu_count()
+        return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_one_thread)
+    if kind == "dask":
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as err:
+            raise ImportError("executor 'dask' needs the package 'distributed' "
+                              "(pip install .[cluster])") from err
+        if rest in ("", "local") or rest.startswith("local:"):
+            n_text = rest.partition(":")[2]
+            n = _check_int("dask workers", _spec_number(n_text), 1) if n_text else os.cpu_count()
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, host="127.0.0.1")
+            return Client(cluster).get_executor()
+        return Client(rest).get_executor()
+    try:
+        import submitit
+    except ImportError as err:
+        raise ImportError("executor 'slurm' needs the package 'submitit' "
+                          "(pip install .[cluster])") from err
+    params: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"executor 'slurm' takes KEY=VALUE pairs, got {item!r} in {spec!r}")
+        params[key.strip()] = _spec_number(value.strip())
+    folder = params.pop("folder", None)
+    if folder is None:
+        raise ValueError(f"executor 'slurm' needs folder=PATH (submitit's logs), got {spec!r}")
+    if "partition" in params:
+        params["slurm_partition"] = params.pop("partition")
+    auto = submitit.AutoExecutor(folder=str(folder))
+    auto.update_parameters(**params)
+    return SubmititExecutor(auto)
+
+
+_ENV_EXECUTORS: dict[str, Executor | None] = {}
+
+
+def executor_from_env() -> Executor | None:
+    """The executor named by ``$BISLS_EXECUTOR`` (:func:`make_executor`), made once
+    per process and reused by every later :func:`run_grid`; ``None`` when unset."""
+    spec = os.environ.get("BISLS_EXECUTOR", "").strip()
+    if spec not in _ENV_EXECUTORS:
+        _ENV_EXECUTORS[spec] = make_executor(spec)
+    return _ENV_EXECUTORS[spec]
 
 
 def run_grid(
@@ -268,12 +408,24 @@ def run_grid(
         is cached, so a cached notebook prints nothing).
     executor:
         any :class:`concurrent.futures.Executor` to run the missing runs on
-        (``None``: in-process, one after the other).
+        (``None``: the one ``$BISLS_EXECUTOR`` names, see :func:`executor_from_env`;
+        in-process, one after the other, when it is unset). Each entry is written as
+        soon as its run completes. On an executor, ``device`` is resolved by the
+        worker (``"cuda"`` need not exist where ``run_grid`` is called).
     """
-    check_params(scale, device, n_runs, seed, recompute)
+    if executor is None:
+        executor = executor_from_env()
+    if executor is None:
+        check_params(scale, device, n_runs, seed, recompute)
+    else:
+        check_params(scale, "auto", n_runs, seed, recompute)
+        if isinstance(device, torch.device):
+            device = device.type
+        if not isinstance(device, str):
+            raise TypeError(f"device must be a string, one of {DEVICES}, got {device!r}")
+        check_choice("device", device, DEVICES)
     if not configs:
         raise ValueError("configs is empty: name at least one configuration")
-    dev = resolve_device(device).type
     todo: list[tuple[str, int, str, Path]] = []
     found: dict[tuple[str, int], dict] = {}
     metas: dict[tuple[str, int], dict] = {}
@@ -293,11 +445,11 @@ def run_grid(
         bar = tqdm(total=len(todo), desc=name, disable=not progress, leave=False)
         jobs = [(label, r, key, path, dict(configs[label]), seed + r) for label, r, key, path in todo]
         if executor is None:
-            results = (_one_run(fn, cfg, s, dev) for *_, cfg, s in jobs)
-        else:
-            futures = [executor.submit(_one_run, fn, cfg, s, dev) for *_, cfg, s in jobs]
-            results = (f.result() for f in futures)
-        for (label, r, key, path, cfg, s), (record, seconds) in zip(jobs, results):
+            results = ((job, _one_run(fn, job[4], job[5], device)) for job in jobs)
+        else:  # written as they complete: a failed or interrupted sweep keeps the others
+            futures = {executor.submit(_one_run, fn, job[4], job[5], device): job for job in jobs}
+            results = ((futures[f], f.result()) for f in as_completed(futures))
+        for (label, r, key, path, cfg, s), (record, seconds, dev) in results:
             meta = {"runner": _runner_id(fn), "config": _canonical(cfg), "seed": s,
                     "device": dev, "seconds": round(seconds, 3), "scale": scale}
             _write_entry(path, key, record, meta)

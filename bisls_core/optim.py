@@ -6,6 +6,9 @@ r"""Single-level optimizers with automatic step sizes (closure API, like ``torch
   (non-increasing bound :math:`\gamma_{b,k}`), Eq. (8).
 * :func:`run_single_level` -- the runner the figure notebooks give to
   :func:`bisls_core.experiments.run_grid`.
+* :func:`make_external`, :func:`external_step`, :func:`evaluating` -- parameter-free
+  baselines from their own packages (Prodigy, schedule-free SGD/AdamW, DoG), not
+  re-written here: the single-level runner and the bilevel loop drive them.
 
 The step-size formulas are not written here: the optimizers call the pure rules
 of :mod:`bisls_core.stepsizes`. Decaying-step SGD needs no class of its own:
@@ -79,8 +82,11 @@ shared by all groups.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -89,7 +95,8 @@ from torch.optim import Optimizer
 
 from . import stepsizes as ss
 
-__all__ = ["SLS", "SPS", "METHODS", "run_single_level"]
+__all__ = ["SLS", "SPS", "METHODS", "EXTERNAL_METHODS", "EXTERNAL_OPTIMIZERS", "evaluating",
+           "external_step", "make_external", "run_single_level"]
 
 SPS_MODES = ("max", "dec", "bounded")
 _HISTORY_KEYS = ("step", "group_steps", "lr_bound", "loss", "grad_sq_norm", "rounds",
@@ -382,13 +389,127 @@ class SLS(_AutoStep):
         return loss
 
 
+# ============================================================================ external optimizers
+#: Parameter-free (or schedule-free) optimizers used as baselines, from their own
+#: packages (not re-written here): configuration name -> (import name, class, pip
+#: requirement). Each is a ``torch.optim.Optimizer`` that reads ``.grad``.
+EXTERNAL_OPTIMIZERS: dict[str, tuple[str, str, str]] = {
+    "prodigy": ("prodigyopt", "Prodigy", "prodigyopt==1.1.2"),
+    "schedulefree_sgd": ("schedulefree", "SGDScheduleFree", "schedulefree==1.4.1"),
+    "schedulefree_adamw": ("schedulefree", "AdamWScheduleFree", "schedulefree==1.4.1"),
+    "dog": ("dog", "DoG", "dog-optimizer==1.0.3"),
+}
+
+#: Legend names of the external optimizers -> their configuration names.
+EXTERNAL_METHODS: dict[str, str] = {
+    "Prodigy": "prodigy",
+    "Schedule-free SGD": "schedulefree_sgd",
+    "Schedule-free AdamW": "schedulefree_adamw",
+    "DoG": "dog",
+}
+
+
+def check_optimizer_kwargs(name: str, kwargs: Any) -> dict[str, Any]:
+    """``kwargs`` as a plain ``dict`` of JSON-able values (``None`` -> ``{}``), or a
+    ``TypeError`` naming the parameter ``name``."""
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+        raise TypeError(f"{name} must be a mapping with string keys (or None), got {kwargs!r}")
+    try:
+        json.dumps(dict(kwargs), allow_nan=True)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must hold JSON-able values, got {kwargs!r}") from None
+    return dict(kwargs)
+
+
+def make_external(name: str, params, kwargs: Mapping[str, Any] | None = None) -> Optimizer:
+    """The package optimizer ``name`` of :data:`EXTERNAL_OPTIMIZERS` on ``params``.
+
+    ``kwargs`` go to its constructor (lists become tuples, e.g. ``betas``); with
+    none, the package's defaults are used -- for Prodigy and DoG the defaults are
+    the point (``lr=1`` is a multiplier they recommend leaving alone); schedule-free
+    SGD/AdamW have a real learning rate (defaults 1.0 and 0.0025). A schedule-free
+    optimizer is returned in train mode (``.train()``), ready for ``step``.
+    """
+    ss.check_choice("optimizer", name, EXTERNAL_OPTIMIZERS)
+    module, cls_name, requirement = EXTERNAL_OPTIMIZERS[name]
+    try:
+        cls = getattr(importlib.import_module(module), cls_name)
+    except ImportError as err:
+        raise ImportError(f"the optimizer {name!r} needs the package {requirement!r} "
+                          f"(pip install {requirement})") from err
+    kw = {k: tuple(v) if isinstance(v, list) else v
+          for k, v in check_optimizer_kwargs("kwargs", kwargs).items()}
+    opt = cls(params, **kw)
+    if _is_schedule_free(opt):
+        opt.train()
+    return opt
+
+
+def _is_schedule_free(opt: Optimizer) -> bool:
+    return callable(getattr(opt, "train", None)) and callable(getattr(opt, "eval", None))
+
+
+def external_step(opt: Optimizer) -> float:
+    r"""One ``opt.step()`` with the gradients already in ``.grad``; returns the
+    effective step size of the first param group, or NaN when it exposes none.
+
+    * Prodigy: :math:`d_k\,\mathrm{lr}` (times Adam's bias correction when
+      ``use_bias_correction``), the learning rate of its Adam update, read before the
+      step (the step then updates :math:`d`);
+    * DoG: :math:`\eta_k = \mathrm{lr}\,\bar r_k/\sqrt{G_k}`, set by the step;
+    * schedule-free SGD/AdamW: the (warmed-up) learning rate ``scheduled_lr`` of the
+      :math:`z` sequence (the train-mode point moves by an interpolation of it).
+    """
+    group = opt.param_groups[0]
+    step = math.nan
+    if "d" in group and "d_coef" in group:  # Prodigy
+        step = float(group["d"]) * float(group["lr"])
+        if group.get("use_bias_correction"):
+            b1, b2 = group["betas"]
+            k = group["k"]
+            step *= math.sqrt(1 - b2 ** (k + 1)) / (1 - b1 ** (k + 1))
+    opt.step()
+    if "eta" in group and "rbar" in group:  # DoG
+        step = float(group["eta"][0])
+    elif "scheduled_lr" in group:  # schedule-free
+        step = float(group["scheduled_lr"])
+    return step
+
+
+@contextlib.contextmanager
+def evaluating(opt: Optimizer) -> Iterator[None]:
+    """Inside the block, the parameters of a schedule-free ``opt`` hold its
+    evaluation point (the average :math:`x_k`, ``opt.eval()``); on exit the train-mode
+    point is restored exactly (``opt.train()``, then the saved values, so the
+    round trip adds no round-off to the run). A no-op for other optimizers."""
+    if not _is_schedule_free(opt):
+        yield
+        return
+    params = [p for group in opt.param_groups for p in group["params"]]
+    saved = [p.detach().clone() for p in params]
+    opt.eval()
+    try:
+        yield
+    finally:
+        opt.train()
+        with torch.no_grad():
+            for p, s in zip(params, saved):
+                p.copy_(s)
+
+
 # ============================================================================ runner
 #: Legend names of the single-level methods -> how the runner builds them.
-METHODS = ("SPS_max", "DecSPS", "SPSB", "SLS", "SLSB", "decaying-step SGD")
+#: The external baselines (:data:`EXTERNAL_METHODS`) are driven by their package's
+#: own rule, with ``optimizer_kwargs`` for its constructor.
+METHODS = ("SPS_max", "DecSPS", "SPSB", "SLS", "SLSB", "decaying-step SGD", *EXTERNAL_METHODS)
 
 _CONFIG_KEYS = {"problem", "problem_args", "problem_seed", "method", "K", "eval_every",
                 "keep_iterates", "average_from", "gamma_b0", "c", "schedule", "samples", "w",
-                "reset", "eta", "max_rounds"}
+                "reset", "eta", "max_rounds", "optimizer_kwargs"}
+#: The step-size options of this module's methods (no meaning for an external optimizer).
+_OWN_OPTION_KEYS = ("gamma_b0", "c", "schedule", "w", "reset", "eta", "max_rounds")
 
 
 def _make_optimizer(cfg: Mapping[str, Any], x: torch.Tensor, lower_bound: float):
@@ -396,6 +517,17 @@ def _make_optimizer(cfg: Mapping[str, Any], x: torch.Tensor, lower_bound: float)
     ss.check_choice("method", method, METHODS)
     g0 = cfg.get("gamma_b0", 1.0)
     samples = cfg.get("samples", 1)
+    if method in EXTERNAL_METHODS:
+        own = [key for key in _OWN_OPTION_KEYS if key in cfg]
+        if own:
+            raise ValueError(f"the configuration key(s) {own} have no meaning for {method!r}: "
+                             "pass its options as optimizer_kwargs (e.g. {'lr': 0.1})")
+        if samples != 1:
+            raise ValueError(f"samples=2 has no meaning for {method!r}")
+        return make_external(EXTERNAL_METHODS[method], [x], cfg.get("optimizer_kwargs")), None
+    if "optimizer_kwargs" in cfg:
+        raise ValueError(f"optimizer_kwargs is for the external methods "
+                         f"{list(EXTERNAL_METHODS)}, not {method!r}")
     if method == "SPS_max":
         return SPS([x], lr_bound=g0, mode="max", c=cfg.get("c", 1.0), f_star=lower_bound,
                    samples=samples), None
@@ -435,7 +567,12 @@ def run_single_level(config: Mapping[str, Any], *, seed: int, device="cpu") -> d
     :math:`\\bar x` the mean of :math:`x^{k_0}, \\dots, x^{k-1}`), and the
     method's options ``gamma_b0`` (default 1), ``c`` (default 1; 0.1 for SLSB),
     ``schedule`` (the bound's; default ``"inv_sqrt"`` for SPSB, SLSB and SGD),
-    ``samples`` (1 or 2), ``w``, ``reset``, ``eta``, ``max_rounds``.
+    ``samples`` (1 or 2), ``w``, ``reset``, ``eta``, ``max_rounds``; for the
+    external baselines of :data:`EXTERNAL_METHODS` (``"Prodigy"``, ``"Schedule-free SGD"``,
+    ``"Schedule-free AdamW"``, ``"DoG"``) only ``optimizer_kwargs`` (JSON-able keyword
+    arguments of the package's constructor; default: its defaults). A schedule-free
+    optimizer's loss is recorded at its evaluation point (``.eval()``, see
+    :func:`evaluating`), its gradients taken at the train-mode point.
 
     Returns
     -------
@@ -445,7 +582,8 @@ def run_single_level(config: Mapping[str, Any], *, seed: int, device="cpu") -> d
         :math:`f^*` is known, else :math:`f(x^k)`), ``dist``
         (:math:`\\|x^k - x^*\\|`, when :math:`x^*` is known), ``avg_loss`` (with
         ``average_from``), per iteration ``step``, ``bound``
-        (:math:`\\gamma_{b,k}`; NaN for DecSPS), ``rounds``, ``n_evals``
+        (:math:`\\gamma_{b,k}`; NaN for DecSPS and the external optimizers, whose
+        ``step`` is :func:`external_step`'s), ``rounds``, ``n_evals``
         (mini-batch loss plus gradient evaluations in that iteration),
         ``x`` (iterates, shape ``(K+1, d)``, with ``keep_iterates``) and
         ``diverged`` (first iteration whose loss was not finite, -1 if none).
@@ -471,6 +609,7 @@ def run_single_level(config: Mapping[str, Any], *, seed: int, device="cpu") -> d
     samples = _check_samples(cfg.get("samples", 1))
     x = problem.x0.detach().clone().requires_grad_(True)
     opt, lr_sched = _make_optimizer(cfg, x, problem.lower_bound)
+    external = cfg["method"] in EXTERNAL_METHODS
     gen = torch.Generator().manual_seed(int(seed))
     f_star = problem.f_star or 0.0
     k0 = cfg.get("average_from")
@@ -490,7 +629,7 @@ def run_single_level(config: Mapping[str, Any], *, seed: int, device="cpu") -> d
     diverged = -1
 
     def record_point(k: int) -> bool:
-        with torch.no_grad():
+        with torch.no_grad(), (evaluating(opt) if external else contextlib.nullcontext()):
             if "x" in out:
                 out["x"][k] = x.detach().cpu().double().numpy()
             if k in pos:
@@ -511,7 +650,19 @@ def run_single_level(config: Mapping[str, Any], *, seed: int, device="cpu") -> d
         if k0 is not None and k >= k0:
             x_sum += x.detach().double()
         idx = [problem.sample(gen) for _ in range(samples)]
-        if lr_sched is None:
+        if external:
+            opt.zero_grad()
+            loss = problem.f(x, idx[0])
+            if not math.isfinite(float(loss.detach())):
+                diverged = k
+                break
+            loss.backward()
+            if not bool(torch.isfinite(x.grad).all()):
+                diverged = k
+                break
+            out["step"][k] = external_step(opt)
+            out["rounds"][k], out["n_evals"][k] = 0, 2
+        elif lr_sched is None:
             closure = (lambda: problem.f(x, idx[0])) if samples == 1 else (
                 lambda s: problem.f(x, idx[s]))
             try:

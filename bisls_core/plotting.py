@@ -42,6 +42,11 @@ COLORS: dict[str, str] = {
     "BiSPS": "#d62728",
     "BiSPS (1 sample)": "#d62728",
     "BiSPS (2 samples)": "#ff9896",
+    # parameter-free baselines (both levels, or single level), from their own packages
+    "Prodigy": "#bcbd22",
+    "Schedule-free SGD": "#8c6d31",
+    "Schedule-free AdamW": "#7b4173",
+    "DoG": "#393b79",
 }
 
 _FALLBACK = plt.get_cmap("tab10").colors

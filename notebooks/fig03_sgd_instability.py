@@ -79,15 +79,18 @@ grid = experiments.run_unique(run_config, {**left, **right}, name="hyperrep", sc
 # %% [markdown]
 # Mean ± std over runs of the validation loss (full validation set, every
 # `eval_every` iterations). A run that diverges (a loss becomes inf/NaN) or leaves the
-# plotted range ($F > 1$, twice the starting value) ends with a cross.
+# plotted range ($F > 0.75$, 1.5 times the starting value) ends with a cross.
 
 # %%
+CAP = 0.75  # 1.5 times the starting value F(w^0) = 0.5
 fig, axes = plotting.new_figure(ncols=2, width=4.2)
 for ax, panel in zip(axes, (left, right)):
     for i, label in enumerate(panel):
         x, y = experiments.curve(grid[label], "val_loss", sz["eval_every"])
-        plotting.plot_runs(ax, np.where(y > 1.0, np.nan, y), label, x=x, i=i)
-    ax.set(xlabel="upper-level iteration $k$", ylabel="validation loss $F(w^k)$", ylim=(None, 1.0))
+        n_div = int(grid[label]["diverged"][:, -1].sum())
+        name = f"{label} ({n_div}/{len(y)} diverged)" if n_div else label
+        plotting.plot_runs(ax, np.where(y > CAP, np.nan, y), name, x=x, i=i)
+    ax.set(xlabel="upper-level iteration $k$", ylabel="validation loss $F(w^k)$", ylim=(None, CAP))
     ax.legend()
 axes[0].set_title("$\\alpha = 0.005$", fontsize=10)
 axes[1].set_title("$\\beta = 0.01$", fontsize=10)

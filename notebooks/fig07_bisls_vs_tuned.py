@@ -89,8 +89,8 @@ print(f"tuned pairs: {won_sgd}; {won_adam}")
 main = {"BiSLS-SGD": hyperrep.bisls(sz, "BiSLS-SGD"), "BiSLS-Adam": hyperrep.bisls(sz, "BiSLS-Adam"),
         "SGD": cfg_sgd, "Adam": cfg_adam}
 grid = experiments.run_unique(run_config, main, n_runs=sz["n_runs"], **run)
-starts = {f"$\\alpha_{{b,0}} = {a:g}$": hyperrep.bisls(sz, alpha=a) for a in sz["alpha_starts"]}
-starts |= {f"$\\beta_{{b,0}} = {b:g}$": hyperrep.bisls(sz, beta=b) for b in sz["beta_starts"]}
+starts = {f"α_b0 = {a:g}": hyperrep.bisls(sz, alpha=a) for a in sz["alpha_starts"]}
+starts |= {f"β_b0 = {b:g}": hyperrep.bisls(sz, beta=b) for b in sz["beta_starts"]}
 sweep = experiments.run_unique(run_config, starts, n_runs=sz["n_sweep"], **run)
 
 # %% [markdown]
@@ -105,7 +105,7 @@ for label, rec in grid.items():
     x, y = experiments.curve(rec, "val_loss", sz["eval_every"])
     plotting.plot_runs(axes[0], y, label, x=x)
 for i, (label, rec) in enumerate(sweep.items()):
-    ax, key = (axes[1], "alpha") if "alpha" in label else (axes[2], "beta")
+    ax, key = (axes[1], "alpha") if label.startswith("α") else (axes[2], "beta")
     ok = rec["upper_failures"][0] == 0 if key == "alpha" else np.ones(sz["K"], bool)
     k = np.arange(1, sz["K"] + 1)
     ax.plot(k[ok], rec[key][0][ok], color=plotting.color(label, i), label=label, lw=1)
@@ -144,9 +144,10 @@ for label, rec in grid.items():
 q = max(1, sz["K"] // 5)
 steps = {}
 for label, rec in sweep.items():
-    key = "alpha" if "alpha" in label else "beta"
+    key = "alpha" if label.startswith("α") else "beta"
     ok = rec["upper_failures"] == 0 if key == "alpha" else np.isfinite(rec[key])
-    steps[label] = [float(np.median(rec[key][:, s][ok[:, s]])) for s in (slice(0, q), slice(-q, None))]
+    steps[label] = [float(np.median(v)) if (v := rec[key][:, s][ok[:, s]]).size else np.nan
+                    for s in (slice(0, q), slice(-q, None))]
     print(f"{label:22s} {key} early {steps[label][0]:9.3g} late {steps[label][1]:9.3g}  final val loss "
           f"{experiments.summarize(experiments.final_values(rec, 'val_loss'), 3):14s} failed upper "
           f"searches {np.nanmean(rec['upper_failures']):.0%}")
@@ -169,7 +170,7 @@ print(experiments.record_claim(
 finals = [float(np.mean(experiments.final_values(rec, "val_loss"))) for rec in sweep.values()]
 stable = np.isfinite(finals).all()
 spread = (max(finals) - min(finals)) / min(finals) if stable else np.inf
-large = all(s[0] >= cfg_adam["alpha" if "alpha" in lab else "beta"] for lab, s in steps.items())
+large = all(s[0] >= cfg_adam["alpha" if lab.startswith("α") else "beta"] for lab, s in steps.items())
 decay = all(s[1] < s[0] for s in steps.values())
 print(experiments.record_claim(
     "fig07_bisls_vs_tuned", "fig07-robust-large-steps", scale=scale,

@@ -50,3 +50,5 @@ def test_scorecard_page_is_up_to_date():
     spec.loader.exec_module(mod)
     assert (ROOT / "book" / "scorecard.md").read_text() == mod.render(mod.collect()), \
         "book/scorecard.md is stale: run python scripts/scorecard.py"
+    assert (ROOT / "book" / "scales.md").read_text() == mod.render_scales(mod.collect_runs()), \
+        "book/scales.md is stale: run python scripts/scorecard.py"
