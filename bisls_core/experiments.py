@@ -276,8 +276,13 @@ class SubmititExecutor(Executor):
 
 def _one_thread() -> None:
     """Worker initialiser: one torch thread per worker process (no oversubscription;
-    the same numbers as an in-process run with ``torch.set_num_threads(1)``)."""
+    the same numbers as an in-process run with ``torch.set_num_threads(1)``). Workers
+    ignore SIGINT: an interrupt (Ctrl-C, a notebook kernel's) is the calling process's
+    to handle; it shuts the pool down."""
+    import signal
+
     torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _spec_number(value: str) -> Any:
@@ -577,3 +582,25 @@ def run_unique(fn: Callable[..., Mapping[str, Any]], configs: Mapping[str, Mappi
 
 
 __all__ += ["best_label", "curve", "final_values", "run_unique"]
+
+
+def similar(finals: list[np.ndarray], rel: float = 0.05) -> tuple[bool, float, float]:
+    """Do configurations end alike? ``finals`` holds one array of per-run final values
+    per configuration (e.g. :func:`final_values`).
+
+    Returns ``(alike, spread, noise)``: ``spread`` is the relative spread of the means
+    over runs, :math:`(\\max - \\min)/\\min`; ``noise`` the mean over configurations of the
+    relative run-to-run standard deviation (0 with one run each). They are alike when
+    every run is finite and ``spread <= max(rel, noise)``: a difference smaller than
+    the runs' own scatter is no evidence of a difference.
+    """
+    arrays = [np.asarray(v, dtype=float).ravel() for v in finals]
+    if not arrays or not all(np.isfinite(v).all() and v.size for v in arrays):
+        return False, float("inf"), float("nan")
+    means = np.array([v.mean() for v in arrays])
+    spread = float((means.max() - means.min()) / abs(means.min()))
+    noise = float(np.mean([v.std() / abs(v.mean()) for v in arrays]))
+    return spread <= max(rel, noise), spread, noise
+
+
+__all__ += ["similar"]

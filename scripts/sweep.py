@@ -41,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # so that "scripts.sweep:demo_grid" imports from anywhere
     sys.path.insert(0, str(ROOT))
@@ -112,8 +114,11 @@ def run_grid_once(target: str, spec: str, *, scale: str, n_runs: int, seed: int,
         if executor is not None:
             executor.shutdown()
     seconds = time.perf_counter() - t0
+    per_run = [m["seconds"] for meta in grid.meta.values() for m in meta if m]
     n = sum(len(meta) for meta in grid.meta.values())
-    print(f"{name}: {n} runs with executor {spec!r} in {seconds:.1f} s")
+    print(f"{name}: {n} runs with executor {spec!r} in {seconds:.1f} s"
+          + (f" ({len(per_run)} computed, {np.mean(per_run):.1f} s each on average)"
+             if per_run else " (all from the cache)"))
     return seconds
 
 
@@ -123,7 +128,7 @@ def demo_grid():
     from bisls_core.bilevel import run_config
     from bisls_core.problems import hyperrep
 
-    sz = hyperrep.sizes("cpu", K=20)
+    sz = hyperrep.sizes("cpu", K=40)
     return run_config, {"SGD": hyperrep.config(sz, "SGD", alpha=0.005, beta=1.0)}, "sweep_demo"
 
 

@@ -88,3 +88,10 @@ def test_grid_helpers():
     bad = {**rec, "diverged": np.array([[False] * 3, [False, True, True]])}
     assert np.isnan(experiments.final_values(bad, "val_loss")[1])
     assert experiments.best_label({"a": bad, "b": rec}) == "b"
+
+
+def test_similar_weighs_spread_against_run_scatter():
+    ok, spread, noise = experiments.similar([np.array([1.0, 1.4]), np.array([1.25, 1.35])])
+    assert ok and spread == pytest.approx(0.1 / 1.2) and noise > spread
+    assert not experiments.similar([np.array([1.0]), np.array([1.1])])[0]  # 10% > 5%, no scatter
+    assert not experiments.similar([np.array([1.0, np.nan]), np.array([1.0, 1.0])])[0]
