@@ -604,3 +604,15 @@ def similar(finals: list[np.ndarray], rel: float = 0.05) -> tuple[bool, float, f
 
 
 __all__ += ["similar"]
+
+
+def mean_text(values: np.ndarray, fmt: str = ".4f") -> str:
+    """The mean over the runs that did not diverge, formatted, with the number of runs
+    that did: ``"0.3450 (1/2 runs diverged)"`` (``"diverged"`` when all did)."""
+    v = np.asarray(values, dtype=float).ravel()
+    ok = np.isfinite(v)
+    text = format(float(v[ok].mean()), fmt) if ok.any() else "diverged"
+    return text + (f" ({v.size - ok.sum()}/{v.size} runs diverged)" if ok.any() and not ok.all() else "")
+
+
+__all__ += ["mean_text"]

@@ -95,8 +95,9 @@ from torch.optim import Optimizer
 
 from . import stepsizes as ss
 
-__all__ = ["SLS", "SPS", "METHODS", "EXTERNAL_METHODS", "EXTERNAL_OPTIMIZERS", "evaluating",
-           "external_step", "make_external", "run_single_level"]
+__all__ = ["SLS", "SPS", "METHODS", "EXTERNAL_METHODS", "EXTERNAL_OPTIMIZERS",
+           "check_optimizer_kwargs", "evaluating", "external_step", "make_external",
+           "run_single_level"]
 
 SPS_MODES = ("max", "dec", "bounded")
 _HISTORY_KEYS = ("step", "group_steps", "lr_bound", "loss", "grad_sq_norm", "rounds",

@@ -96,7 +96,8 @@ hyper = {
     "BiSPS": hyperrep.config(hr, "BiSPS", alpha=0.1, beta=10.0),
     **{m: hyperrep.config(hr, m) for m in BASELINES},
 }
-distill_base = {"problem": "distillation", "problem_args": {"n_real": sizes["n_real"], "n_val": 1000},
+distill_base = {"problem": "distillation",
+                "problem_args": {"n_real": sizes["n_real"], "n_val": 1000},
                 "K": sizes["K_distill"], "T": sizes["T_distill"], "hypergrad": "identity",
                 "eval_every": sizes["eval_distill"]}
 search = {"w": hr["w"], "max_rounds": hr["max_rounds"]}
@@ -175,9 +176,9 @@ plt.close(fig)
 # BiSLS-SGD/Adam and BiSPS against four parameter-free baselines at their package
 # defaults (Prodigy, schedule-free SGD and AdamW, DoG), used at both levels of the
 # same bilevel loop. Validation loss against cumulative oracle calls (log scale;
-# geometric mean × / ÷ geometric std over runs); left: hyper-representation learning, right: data distillation. Dotted: the
-# budget at which the table compares them (the total of the cheapest method whose runs
-# finished). Crosses: a run diverged.
+# geometric mean × / ÷ geometric std over runs); left: hyper-representation learning,
+# right: data distillation. Dotted: the budget at which the table compares them (the
+# total of the cheapest method whose runs finished). Crosses: a run diverged.
 # ```
 
 # %% [markdown]
@@ -215,7 +216,8 @@ for problem, grid in grids.items():
               f"{experiments.summarize(last, 3):>30s}  {calls_text(rec):>10s}  {wall:6.1f}")
     for m in ("BiSLS-SGD", "BiSLS-Adam"):
         rec = grid[f"{problem}/{m}"]
-        evals = np.nanmean(rec["lower_rounds"]) * (hr["T"] if problem == "hyperrep" else sizes["T_distill"])
+        T_level = hr["T"] if problem == "hyperrep" else sizes["T_distill"]
+        evals = np.nanmean(rec["lower_rounds"]) * T_level
         print(f"  {m}: {evals:.1f} lower-level function evaluations per iteration (not counted)")
 
 # %% [markdown]

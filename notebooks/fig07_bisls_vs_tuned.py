@@ -154,9 +154,7 @@ for label, rec in sweep.items():
 
 # %%
 m = {lab: float(np.mean(v)) if np.isfinite(v).all() else np.inf for lab, v in fin.items()}
-show = {lab: (f"{np.mean(v[np.isfinite(v)]):.4f}" if np.isfinite(v).any() else "diverged")
-        + (f" ({np.sum(~np.isfinite(v))}/{v.size} runs diverged)" if not np.isfinite(v).all() else "")
-        for lab, v in fin.items()}
+show = {lab: experiments.mean_text(v) for lab, v in fin.items()}
 best_tuned = min(m["SGD"], m["Adam"])
 fail = float(np.mean(grid["BiSLS-Adam"]["upper_failures"]))
 verdict = ("held" if m["BiSLS-Adam"] < best_tuned else

@@ -17,7 +17,8 @@ from bisls_core.bilevel import run_config
 
 torch.set_num_threads(1)
 
-BASE = {"problem": "quadratic_bilevel", "problem_args": {"dim_x": 3, "dim_y": 3, "n": 24, "batch": 6},
+BASE = {"problem": "quadratic_bilevel",
+        "problem_args": {"dim_x": 3, "dim_y": 3, "n": 24, "batch": 6},
         "K": 4, "T": 2, "hypergrad_steps": 3}
 CONFIGS = {
     "BiSLS-SGD": {**BASE, "method": "BiSLS-SGD"},
@@ -50,7 +51,8 @@ def _assert_same(a, b):
         assert a[label].keys() == b[label].keys(), label
         for key in a[label]:
             if key != "time":
-                np.testing.assert_array_equal(a[label][key], b[label][key], err_msg=f"{label}/{key}")
+                np.testing.assert_array_equal(a[label][key], b[label][key],
+                                              err_msg=f"{label}/{key}")
 
 
 def test_process_pool_matches_in_process(env, tmp_path, monkeypatch):
