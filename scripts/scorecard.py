@@ -49,28 +49,35 @@ def render(found: dict[str, tuple[str, dict]]) -> str:
         "says whether a row comes from a paper-scale run or from the reduced `cpu` scale.",
         "",
     ]
+    sections = {"paper": [], "beyond": []}
     counts = {v: 0 for v in BADGE}
-    rows = []
     for notebook in sorted(found):
         scale, claims = found[notebook]
+        kind = "beyond" if notebook.startswith("beyond") else "paper"
         for cid in sorted(claims):
             c = claims[cid]
-            counts[c["verdict"]] += 1
-            why = f" {cell(c['why'])}" if c.get("why") else ""
-            rows.append(
+            if kind == "paper":
+                counts[c["verdict"]] += 1
+            why = f" ({cell(c['why'])})" if c.get("why") else ""
+            sections[kind].append(
                 f"| [{notebook}](../notebooks/{notebook}.ipynb) | {cell(c['claim'])} | {cell(c['paper'])} "
                 f"| {cell(c['ours'])} | {scale} | {BADGE[c['verdict']]}{why} |"
             )
+    header = ["| page | claim | paper | ours | scale | verdict |", "| --- | --- | --- | --- | --- | --- |"]
+    rows = sections["paper"]
     if rows:
         lines += [
             "Summary: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + f" (of {len(rows)} claims).",
             "",
-            "| page | claim | paper | ours | scale | verdict |",
-            "| --- | --- | --- | --- | --- | --- |",
+            *header,
             *rows,
         ]
     else:
         lines.append("No claim has been recorded yet: run `make results`.")
+    if sections["beyond"]:
+        lines += ["", "## Beyond the paper", "",
+                  "Checks of questions the paper does not ask (its column *paper* says so); they are",
+                  "not counted in the summary above.", "", *header, *sections["beyond"]]
     return "\n".join(lines) + "\n"
 
 
