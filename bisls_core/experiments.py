@@ -547,7 +547,8 @@ def best_label(grid: Mapping[str, Mapping[str, np.ndarray]], key: str = "val_los
     return min(scores, key=lambda label: scores[label])
 
 
-def curve(record: Mapping[str, np.ndarray], key: str, every: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def curve(record: Mapping[str, np.ndarray], key: str,
+          every: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` to plot a metric recorded every ``every`` iterations (and at the
     last): ``x`` counts iterations done (``k + 1``), with the value at the start
     (``initial_<key>``, ``x = 0``) first when the record has it."""
@@ -612,7 +613,9 @@ def mean_text(values: np.ndarray, fmt: str = ".4f") -> str:
     v = np.asarray(values, dtype=float).ravel()
     ok = np.isfinite(v)
     text = format(float(v[ok].mean()), fmt) if ok.any() else "diverged"
-    return text + (f" ({v.size - ok.sum()}/{v.size} runs diverged)" if ok.any() and not ok.all() else "")
+    if ok.any() and not ok.all():
+        text += f" ({v.size - ok.sum()}/{v.size} runs diverged)"
+    return text
 
 
 __all__ += ["mean_text"]

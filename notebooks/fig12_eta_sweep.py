@@ -44,8 +44,8 @@ batch = None
 n_train = None
 
 # %%
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from myst_nb import glue
 

@@ -50,8 +50,8 @@ batch = None
 n_train = None
 
 # %%
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from myst_nb import glue
 
@@ -68,8 +68,7 @@ sz = hyperrep.sizes(scale, K=K, T=T, batch=batch, n_train=n_train, n_runs=n_runs
 NOTEBOOK, RESET = "fig14_delta_reset1", dict(reset_upper="reset")
 METHODS = ("BiSLS-SGD", "BiSLS-Adam")
 DELTAS = (0.0, *sz["deltas"])
-configs = {f"{m}, δ = {d:g}": hyperrep.bisls(sz, m, delta=float(d), **RESET)
-           for m in METHODS for d in DELTAS}
+configs = hyperrep.delta_sweep_configs(sz, METHODS, DELTAS, **RESET)
 grid = experiments.run_unique(run_config, configs, name="hyperrep", scale=scale,
                               n_runs=sz["n_sweep"], seed=seed, device=device, recompute=recompute)
 
@@ -80,9 +79,9 @@ grid = experiments.run_unique(run_config, configs, name="hyperrep", scale=scale,
 # %%
 fig, axes = plotting.new_figure(ncols=2, width=4.2)
 for ax, m in zip(axes, METHODS):
-    for i, d in enumerate(DELTAS):
-        x, y = experiments.curve(grid[f"{m}, δ = {d:g}"], "val_loss", sz["eval_every"])
-        plotting.plot_runs(ax, y, f"δ = {d:g}", x=x, i=i)
+    for i, label in enumerate(hyperrep.delta_labels(METHODS, DELTAS)[m]):
+        x, y = experiments.curve(grid[label], "val_loss", sz["eval_every"])
+        plotting.plot_runs(ax, y, label.split(", ")[1], x=x, i=i)
     ax.set(title=m, xlabel="upper-level iteration $k$", ylabel="validation loss $F(w^k)$")
     ax.legend()
 plotting.save(fig, NOTEBOOK)
@@ -106,32 +105,5 @@ plt.close(fig)
 # and the rounds per iteration.
 
 # %%
-fin = {lab: experiments.final_values(rec, "val_loss") for lab, rec in grid.items()}
-for label, rec in grid.items():
-    ok = rec["upper_failures"] == 0
-    print(f"{label:24s} final val loss {experiments.summarize(fin[label], 3):14s} failed searches "
-          f"{np.mean(~ok):4.0%}  median step {np.median(rec['alpha'][ok]) if ok.any() else np.nan:8.2g}"
-          f"  rounds {np.mean(rec['upper_rounds']):5.1f}")
-m = {lab: float(np.mean(v)) if np.isfinite(v).all() else np.inf for lab, v in fin.items()}
-alike = {d: experiments.similar([fin[f"{d}, δ = {x:g}"] for x in DELTAS]) for d in METHODS}
-verdict = ("held" if all(v[0] for v in alike.values()) else
-           "partly" if any(v[0] for v in alike.values()) else "not held")
-print(experiments.record_claim(
-    NOTEBOOK, "fig14-delta-robust", scale=scale, verdict=verdict,
-    claim="BiSLS (reset option 1) performs similarly for delta over 6 orders of magnitude",
-    paper="qualitative (Figure 14)",
-    ours="; ".join(f"{d}: final val loss spread {alike[d][1]:.1%} over delta in {{0, "
-                   + ", ".join(f"{x:g}" for x in sz["deltas"]) + "}" for d in METHODS),
-    why="" if verdict == "held" else "; ".join(
-        f"{d}: worst at delta = {min(DELTAS, key=lambda x: -m[f'{d}, δ = {x:g}']):g}, best at delta = "
-        f"{min(DELTAS, key=lambda x: m[f'{d}, δ = {x:g}']):g}" for d in METHODS)))
-fail = {lab: float(np.mean(rec["upper_failures"])) for lab, rec in grid.items()}
-fixed = {d: all(fail[f"{d}, δ = {x:g}"] == 0 for x in sz["deltas"]) for d in METHODS}
-fewer = {d: fail[f"{d}, δ = {max(sz['deltas']):g}"] < fail[f"{d}, δ = 0"] for d in METHODS}
-print(experiments.record_claim(
-    NOTEBOOK, "fig14-delta-safeguard", scale=scale,
-    verdict="held" if all(fixed.values()) else ("partly" if all(fewer.values()) else "not held"),
-    claim="delta > 0 is a safeguard that ensures an upper step size can be found",
-    paper="qualitative (Section 2)",
-    ours="; ".join(f"{d}: failed searches " + ", ".join(f"{fail[f'{d}, δ = {x:g}']:.0%}" for x in DELTAS)
-                   + " for delta = " + ", ".join(f"{x:g}" for x in DELTAS) for d in METHODS)))
+hyperrep.delta_report(grid, sz, METHODS, DELTAS, notebook=NOTEBOOK, scale=scale,
+                      option="reset option 1", figure="Figure 14");

@@ -54,8 +54,8 @@ batch = None
 n_train = None
 
 # %%
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from myst_nb import glue
 
@@ -93,7 +93,7 @@ for r, b in enumerate(BETAS):
             x, y = experiments.curve(grid[f"{v}, α_b0 = {a:g}, β = {b:g}"], "val_loss", sz["eval_every"])
             plotting.plot_runs(ax, np.where(y > 0.75, np.nan, y), v, x=x,
                                ls="--" if "2 samples" in v else "-")
-        ax.set(title=f"$\\alpha_{{b,0}} = {a:g}$, $\\beta = {b:g}$", ylim=(None, 0.75),
+        ax.set(title=f"$\\alpha_{{b,0}} = {a:g}$, $\\beta = {b:g}$", ylim=(None, 0.75), xlim=(0, sz["K"]),
                xlabel="upper-level iteration $k$", ylabel="validation loss $F(w^k)$")
 axes[-1].legend()
 plotting.save(fig, "fig18_bisps_one_vs_two_samples")
@@ -108,7 +108,8 @@ plt.close(fig)
 # (dashed) for the step, and decaying-step SGD, for several $\alpha_{b,0}$ (columns), with
 # the lower step fixed at the paper's $\beta = 10$ (top) or at $\beta = 1$ (bottom);
 # hypergradient by conjugate gradient. Validation loss, mean ± std over runs; crosses: runs
-# that diverged (or left the plotted range, $F > 0.75$).
+# that diverged (or left the plotted range, $F > 0.75$). Where BiSPS takes the decaying step
+# at every iteration, decaying-step SGD (grey, drawn last) hides BiSPS with one sample.
 # ```
 
 # %% [markdown]

@@ -52,7 +52,8 @@ def test_presets_give_valid_configs(scale):
     configs = [hyperrep.bisls(sz, "BiSLS-SGD"), hyperrep.bisls(sz, "BiSLS-Adam", eta=10.0),
                hyperrep.config(sz, "BiSPS", lower="fixed", beta=10.0, samples=2),
                hyperrep.config(sz, "decaying-step SGD", alpha=1.0, beta=10.0)]
-    configs += [*hyperrep.tuning_configs(sz, "SGD").values(), *hyperrep.tuning_configs(sz, "Adam").values()]
+    configs += [*hyperrep.tuning_configs(sz, "SGD").values(),
+                *hyperrep.tuning_configs(sz, "Adam").values()]
     for cfg in configs:
         run = {k: v for k, v in cfg.items() if k not in ("problem", "problem_args", "method")}
         assert make_config(cfg["method"], **run).K == sz["K"]
@@ -75,7 +76,8 @@ def test_smoke_run_of_bisls_adam_is_finite():
     rec = run_config(cfg, seed=0, device="cpu")
     for key in ("upper_loss", "lower_loss", "alpha", "beta", "upper_rounds", "time"):
         assert np.isfinite(rec[key]).all(), key
-    assert np.isfinite(experiments.final_values({k: v[None] for k, v in rec.items()}, "val_loss")).all()
+    one_run = {k: v[None] for k, v in rec.items()}
+    assert np.isfinite(experiments.final_values(one_run, "val_loss")).all()
     assert not rec["diverged"].any()
 
 

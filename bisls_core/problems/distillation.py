@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from . import BilevelProblem
 
 __all__ = [
-    "BISLS_BASE", "LAM", "LOWER_STEP", "NEUMANN_LR", "PRESETS", "bisls", "class_means", "config",
+    "BISLS_BASE", "LAM", "LOWER_STEP", "NEUMANN_LR", "PRESETS", "bisls", "class_means", "compare", "config",
     "digit_correlations", "first_below", "real_digit_correlation",
     "images", "make", "recognised", "sizes", "tail_values", "tune", "tuning_configs",
     "tuning_table",
@@ -429,3 +429,23 @@ def first_below(record: dict, target: float, key: str = "val_loss") -> int | Non
         mean = np.nanmean(values, axis=0)
     hit = np.flatnonzero(np.isfinite(mean) & (mean <= target))
     return int(hit[0]) + 1 if hit.size else None
+
+
+def compare(a, b, rel: float = 0.01) -> int:
+    """Which of two sets of per-run final values is better (lower): ``-1`` if ``a``,
+    ``1`` if ``b``, ``0`` if neither. Fewer diverged (non-finite) runs wins first; then
+    the lower mean over the finite runs, by more than the relative margin ``rel``."""
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    div_a, div_b = int(np.sum(~np.isfinite(a))), int(np.sum(~np.isfinite(b)))
+    if div_a != div_b:
+        return -1 if div_a < div_b else 1
+    if div_a == a.size:
+        return 0
+    ma, mb = float(np.mean(a[np.isfinite(a)])), float(np.mean(b[np.isfinite(b)]))
+    if ma < (1 - rel) * mb:
+        return -1
+    if mb < (1 - rel) * ma:
+        return 1
+    return 0
