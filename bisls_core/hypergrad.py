@@ -323,7 +323,9 @@ def hypergradient(
     text writes the factors as :math:`(I - \nabla^2_{yy} g)` and
     :math:`\bar N \sim \mathcal U[N] = \{1..N\}`; read literally, the mean would be
     :math:`\frac{1}{L_g}\sum_{n=1}^{N}(\cdot)^n`, which misses the :math:`n = 0`
-    term and is biased by :math:`-\frac{1}{L_g} I` for every :math:`N`. The draw
+    term: its bias is :math:`\frac{1}{L_g}[(I - H/L_g)^N - I]` (applied to
+    :math:`\nabla_y f`), which does not vanish as :math:`N` grows but tends to
+    :math:`-\frac{1}{L_g} I`. The draw
     of :math:`\bar N` is returned in ``info["n_bar"]``.
 
     Raises

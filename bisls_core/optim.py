@@ -382,8 +382,9 @@ class SLS(_AutoStep):
         n_func += res.rounds
         move(res.step, d)
         steps = [res.step * s for s in starts]
-        for gi, step in enumerate(steps):
-            self._group_state(gi)["prev"] = step
+        if res.success:  # a failed search's tiny step does not become the next start
+            for gi, step in enumerate(steps):
+                self._group_state(gi)["prev"] = step
         self._record(step=steps[0], group_steps=steps, lr_bound=bounds[0], loss=f_i,
                      grad_sq_norm=sum(sq_i), rounds=res.rounds, success=res.success,
                      n_func_evals=n_func, n_grad_evals=n_grad)
