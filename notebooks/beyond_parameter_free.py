@@ -30,7 +30,7 @@
 #
 # ```{admonition} Settings
 # :class: note
-# Hyper-representation: the `cpu` sizes of `bisls_core.problems.hyperrep` (1,000
+# Hyper-representation: the `cpu` sizes of `bisls_core.sweeps.hyperrep` (1,000
 # training and 500 validation digits, batches of 128, $T = 5$, 5 CG steps, $w = 0.5$,
 # 50 search rounds), $K = 40$, 2 runs; BiSLS with the book's hyper-representation
 # settings ($\alpha_{b,0} = 10$, $\beta_{b,0} = 100$, the paper's); BiSPS with the SPS lower
@@ -60,7 +60,7 @@ from myst_nb import glue
 
 from bisls_core import experiments, plotting
 from bisls_core.bilevel import run_config
-from bisls_core.problems import hyperrep
+from bisls_core.sweeps import hyperrep
 
 torch.set_num_threads(1)
 experiments.check_params(scale, device, n_runs, seed, recompute)

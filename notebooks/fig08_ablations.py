@@ -56,7 +56,7 @@ from myst_nb import glue
 
 from bisls_core import experiments, plotting
 from bisls_core.bilevel import run_config
-from bisls_core.problems import hyperrep
+from bisls_core.sweeps import hyperrep
 
 torch.set_num_threads(1)
 experiments.check_params(scale, device, n_runs, seed, recompute)

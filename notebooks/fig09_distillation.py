@@ -40,7 +40,7 @@
 # $\eta = 1$). BiSLS-SGD searches both levels, from $\alpha_{b,0} = 100$ (option 2 of
 # Algorithm 3: the step never grows back) and $\beta_{b,0} = 10$ (option 1), with
 # $\delta = 0$ and $p = 0.5$; options 1 and 3 upstairs fail on this problem (many failed
-# searches, a higher final loss): see `BISLS_BASE` in `bisls_core.problems.distillation`.
+# searches, a higher final loss): see `BISLS_BASE` in `bisls_core.sweeps.distillation`.
 # **Reduced at the `cpu` scale:** K = 400 instead of 3000, 5,000 real digits, 2 runs.
 # ```
 
@@ -62,7 +62,7 @@ from myst_nb import glue
 
 from bisls_core import experiments, plotting
 from bisls_core.bilevel import run_config
-from bisls_core.problems import distillation
+from bisls_core.sweeps import distillation
 
 torch.set_num_threads(1)
 experiments.check_params(scale, device, n_runs, seed, recompute)

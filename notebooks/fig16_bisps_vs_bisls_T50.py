@@ -28,7 +28,7 @@
 # ```{admonition} Note on our choices
 # :class: note
 # As in Figures 6 and 9: $\alpha_{b,0} \in \{10, 100, 1000\}$ for BiSPS (not legible in the
-# extracted text), the BiSLS settings `BISLS_BASE` of `bisls_core.problems.distillation`,
+# extracted text), the BiSLS settings `BISLS_BASE` of `bisls_core.sweeps.distillation`,
 # and the same tuning grids and rule as in Figure 9. **Reduced at the `cpu` scale:**
 # K = 400 instead of 3000, 2 runs.
 # ```
@@ -51,7 +51,7 @@ from myst_nb import glue
 
 from bisls_core import experiments, plotting
 from bisls_core.bilevel import run_config
-from bisls_core.problems import distillation
+from bisls_core.sweeps import distillation
 
 torch.set_num_threads(1)
 experiments.check_params(scale, device, n_runs, seed, recompute)

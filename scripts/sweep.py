@@ -126,7 +126,7 @@ def demo_grid():
     """A small hyper-representation grid (one configuration, the runs differ by seed):
     the sweep of the speed-up measurement."""
     from bisls_core.bilevel import run_config
-    from bisls_core.problems import hyperrep
+    from bisls_core.sweeps import hyperrep
 
     sz = hyperrep.sizes("cpu", K=40)
     return run_config, {"SGD": hyperrep.config(sz, "SGD", alpha=0.005, beta=1.0)}, "sweep_demo"

@@ -11,7 +11,7 @@ import torch
 from bisls_core.bilevel import METHODS, make_config, run_config
 from bisls_core.experiments import SCALES
 from bisls_core.hypergrad import hypergradient, second_order_oracle
-from bisls_core.problems import distillation as dist
+from bisls_core.sweeps import distillation as dist
 
 torch.set_num_threads(1)
 

@@ -6,7 +6,7 @@ import torch
 
 from bisls_core import experiments
 from bisls_core.bilevel import make_config, run_config
-from bisls_core.problems import hyperrep
+from bisls_core.sweeps import hyperrep
 
 torch.set_num_threads(1)
 SMALL = dict(n_train=64, n_val=32, n_test=32, batch_train=16, batch_val=16)

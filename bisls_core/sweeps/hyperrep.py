@@ -1,0 +1,247 @@
+"""The sweeps of Figures 3, 7, 8, 11-15 and 18 (hyper-representation learning): scale presets, the
+configurations the figure notebooks name, tuning and the shared reports.
+
+The problem itself (objective, data, metrics) is :mod:`bisls_core.problems.hyperrep`;
+this module sits above it and above :mod:`bisls_core.bilevel` and
+:mod:`bisls_core.experiments`, so that the problems never import the loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..problems.hyperrep import make
+
+__all__ = [
+    "BISLS_BASE", "PRESETS", "bisls", "config", "delta_labels", "delta_report",
+    "delta_sweep_configs", "make", "sizes", "tune", "tuning_configs", "tuning_table",
+]
+
+# ------------------------------------------------------------------ the notebooks' shared sweeps
+#: Sizes and sweep values of the hyper-representation notebooks (Figures 3, 7, 8,
+#: 11-15, 18), one entry per scale of :func:`bisls_core.experiments.scaled`.
+#: Every notebook builds its configurations with :func:`config` from these sizes,
+#: so a configuration that two figures share is one cache entry.
+#:
+#: ``n_train``/``n_val``/``n_test``: digits of the lower level's training set, the
+#: upper level's validation set and the test set; ``batch``: samples per stochastic
+#: evaluation at both levels; ``T``: lower steps per outer iteration; ``cg``:
+#: conjugate-gradient steps of the hypergradient; ``K``: outer iterations;
+#: ``eval_every``: metrics (full validation/test sets) every this many iterations;
+#: ``w``/``max_rounds``: backtracking factor and budget of every line search;
+#: ``n_runs``: runs of the main comparisons; ``n_sweep``: runs of the sensitivity
+#: sweeps (Figures 7b-c, 8c-d, 13b, 14, 15); ``tune_runs``: runs per pair of the
+#: learning-rate tuning; ``beta_grid``/``alpha_grid_sgd``/``alpha_grid_adam``: the
+#: tuning grids; ``alpha_starts``/``beta_starts``: BiSLS's search starting points
+#: :math:`\alpha_{b,0}`/:math:`\beta_{b,0}`; ``etas``: option 3's :math:`\eta`;
+#: ``deltas``: the slack :math:`\delta` of condition (14); ``bisps_alphas``:
+#: :math:`\alpha_{b,0}` of Figure 18.
+#:
+#: ``paper`` holds the paper's settings where it gives them (5 runs, CG, the
+#: tuning grids of Section 4, :math:`\beta_{b,0} = 100`, :math:`\alpha_{b,0} = 10`,
+#: :math:`\eta = 10` in Figure 15, :math:`\beta = 10` in Figure 18) and our guesses
+#: elsewhere: all the shipped MNIST digits (6,000 train / 2,000 validation from the
+#: training part, the 2,000 test digits), batches of 256, T = 10, 10 CG steps,
+#: K = 1000, w = 0.9 with 200 rounds (the factor that the reported 89 rounds per
+#: search imply, see :class:`bisls_core.bilevel.BilevelConfig`), starting points
+#: over 3 decades, :math:`\delta` one value per decade from 1e-6 to 1e-1,
+#: :math:`\eta \in \{1, 2, 5, 10\}`, :math:`\alpha_{b,0} \in \{0.01, 0.1, 1\}` in Figure 18
+#: (the paper names 0.1), the pair tuned on one run of the full horizon.
+#: ``cpu`` keeps each notebook to a few minutes on one core: a smaller problem,
+#: K = 50, w = 0.5 (a step halves each round: fewer rounds per decade), 2 runs (1 for the
+#: sweeps), and reduced grids (every other value of the paper's tuning grids;
+#: 3 starting points and 3 deltas). The budget of 50 rounds at w = 0.5 (15 decades) is
+#: deeper than the paper preset's 200 at w = 0.9 (9 decades), so a failed search costs
+#: 50 rounds. ``smoke`` only checks the plumbing.
+PRESETS: dict[str, dict] = {
+    "smoke": dict(
+        n_train=200, n_val=100, n_test=200, batch=64, T=2, cg=2, K=4, eval_every=2,
+        w=0.5, max_rounds=20, n_runs=1, n_sweep=1, tune_runs=1,
+        beta_grid=(1.0, 0.1), alpha_grid_sgd=(0.005, 0.05), alpha_grid_adam=(1e-4, 1e-3),
+        alpha_starts=(10.0, 1000.0), beta_starts=(100.0, 1000.0), etas=(1.0, 2.0, 10.0),
+        deltas=(1e-3,), bisps_alphas=(0.1,),
+    ),
+    "cpu": dict(
+        n_train=1000, n_val=500, n_test=1000, batch=128, T=5, cg=5, K=50, eval_every=5,
+        w=0.5, max_rounds=50, n_runs=2, n_sweep=1, tune_runs=1,
+        beta_grid=(10.0, 1.0, 0.1, 0.01), alpha_grid_sgd=(0.001, 0.005, 0.05),
+        alpha_grid_adam=(1e-5, 1e-4, 1e-3),
+        alpha_starts=(1.0, 10.0, 1000.0), beta_starts=(1.0, 100.0, 1000.0),
+        etas=(1.0, 2.0, 5.0, 10.0), deltas=(1e-6, 1e-3, 1e-1), bisps_alphas=(0.01, 0.1, 1.0),
+    ),
+    "paper": dict(
+        n_train=6000, n_val=2000, n_test=2000, batch=256, T=10, cg=10, K=1000, eval_every=10,
+        w=0.9, max_rounds=200, n_runs=5, n_sweep=5, tune_runs=1,
+        beta_grid=(10.0, 5.0, 1.0, 0.5, 0.1, 0.05, 0.01),
+        alpha_grid_sgd=(0.001, 0.0025, 0.005, 0.01, 0.05, 0.1),
+        alpha_grid_adam=(1e-5, 5e-5, 1e-4, 5e-4, 0.001, 0.01),
+        alpha_starts=(1.0, 10.0, 100.0, 1000.0), beta_starts=(1.0, 10.0, 100.0, 1000.0),
+        etas=(1.0, 2.0, 5.0, 10.0), deltas=(1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1),
+        bisps_alphas=(0.01, 0.1, 1.0),
+    ),
+}
+
+#: BiSLS's settings shared by every hyper-representation figure (Figures 7, 8, 11-15):
+#: :math:`\alpha_{b,0} = 10` (Figure 7: 5 decades above the tuned Adam step; Figure 8d),
+#: :math:`\beta_{b,0} = 100` (Figures 8c, 11-15), option 3 with :math:`\eta = 2` upstairs
+#: (the paper's recommendation, Appendix A.2), option 1 downstairs (Figures 11-15),
+#: :math:`\delta = 0` (Section 4), :math:`p = 0.5`.
+BISLS_BASE: dict = dict(alpha=10.0, beta=100.0, reset_upper="grow", eta=2.0,
+                        reset_lower="reset", delta=0.0, p=0.5)
+
+
+def sizes(scale: str, **overrides) -> dict:
+    """``PRESETS[scale]`` with the notebook's overrides (``None`` = preset).
+
+    An explicit ``n_runs`` also sets ``n_sweep`` (a user asking for 5 runs gets
+    5 runs everywhere).
+    """
+    from ..experiments import scaled
+
+    out = scaled(scale, PRESETS, **overrides)
+    if overrides.get("n_runs") is not None:
+        out["n_sweep"] = out["n_runs"]
+    return out
+
+
+def config(sz: dict, method: str, **fields) -> dict:
+    """The JSON configuration of one run for :func:`bisls_core.bilevel.run_config`.
+
+    ``sz`` are the sizes of :func:`sizes`; ``method`` a legend name of
+    :data:`bisls_core.bilevel.METHODS`; ``fields`` any
+    :class:`~bisls_core.bilevel.BilevelConfig` field (they win over the sizes). The
+    backtracking factor and budget are added only when the run searches (BiSLS
+    upstairs or Armijo downstairs), so that they do not split the cache of the
+    fixed-step methods. The configuration is validated here (a bad field is an
+    error in the notebook, not in the middle of a grid).
+    """
+    from ..bilevel import make_config
+
+    cfg = {
+        "problem": "hyperrep",
+        "problem_args": {"n_train": sz["n_train"], "n_val": sz["n_val"], "n_test": sz["n_test"],
+                         "batch_train": sz["batch"], "batch_val": sz["batch"]},
+        "method": method, "K": sz["K"], "T": sz["T"], "hypergrad": "cg",
+        "hypergrad_steps": sz["cg"], "eval_every": sz["eval_every"],
+    }
+    cfg.update(fields)
+    run = {k: v for k, v in cfg.items() if k not in ("problem", "problem_args", "method")}
+    checked = make_config(method, **run)
+    if checked.upper == "bisls" or checked.lower == "armijo":
+        cfg = {"w": sz["w"], "max_rounds": sz["max_rounds"], **cfg}
+        make_config(method, **{k: v for k, v in cfg.items()
+                               if k not in ("problem", "problem_args", "method")})
+    return cfg
+
+
+def bisls(sz: dict, method: str = "BiSLS-Adam", **fields) -> dict:
+    """:func:`config` of ``"BiSLS-SGD"``/``"BiSLS-Adam"`` with :data:`BISLS_BASE` and ``fields``."""
+    if method not in ("BiSLS-SGD", "BiSLS-Adam"):
+        raise ValueError(f"method must be 'BiSLS-SGD' or 'BiSLS-Adam', got {method!r}")
+    return config(sz, method, **{**BISLS_BASE, **fields})
+
+
+def tuning_configs(sz: dict, method: str) -> dict[str, dict]:
+    """The tuning grid of Section 4 for the fixed-step ``"SGD"`` or ``"Adam"``:
+    label ``"<method> α=<a> β=<b>"`` -> :func:`config` (the same configuration as
+    the final runs, so the tuning run is the first run of the winner)."""
+    alphas = {"SGD": sz["alpha_grid_sgd"], "Adam": sz["alpha_grid_adam"]}
+    if method not in alphas:
+        raise ValueError(f"method must be 'SGD' or 'Adam', got {method!r}")
+    return {f"{method} α={a:g} β={b:g}": config(sz, method, alpha=float(a), beta=float(b))
+            for a in alphas[method] for b in sz["beta_grid"]}
+
+
+def tune(sz: dict, method: str, *, scale: str, seed: int = 0, device: str = "auto",
+         recompute: bool = False):
+    """Tune ``"SGD"``/``"Adam"`` over :func:`tuning_configs` (``sz["tune_runs"]`` runs
+    per pair, through the cache ``"hyperrep"``); the best pair is the one with the
+    lowest final validation loss (:func:`bisls_core.experiments.best_label`).
+
+    Returns ``(label, config, grid)``.
+    """
+    from ..bilevel import run_config
+    from ..experiments import best_label, run_grid
+
+    configs = tuning_configs(sz, method)
+    grid = run_grid(run_config, configs, name="hyperrep", scale=scale, n_runs=sz["tune_runs"],
+                    seed=seed, device=device, recompute=recompute)
+    label = best_label(grid, "val_loss")
+    return label, configs[label], grid
+
+
+def tuning_table(sz: dict, method: str, grid) -> str:
+    """The tuning grid's final validation losses as a text table (rows
+    :math:`\\alpha`, columns :math:`\\beta`; ``div`` where a run diverged)."""
+    from ..experiments import final_values
+
+    configs = tuning_configs(sz, method)
+    betas = list(sz["beta_grid"])
+    lines = [f"{method:>6s} α \\ β " + "".join(f"{b:>8g}" for b in betas)]
+    for a in {"SGD": sz["alpha_grid_sgd"], "Adam": sz["alpha_grid_adam"]}[method]:
+        cells = []
+        for b in betas:
+            label = next(lab for lab, c in configs.items() if c["alpha"] == a and c["beta"] == b)
+            v = float(np.mean(final_values(grid[label], "val_loss")))
+            cells.append(f"{v:8.4f}" if np.isfinite(v) else f"{'div':>8s}")
+        lines.append(f"{a:>13g} " + "".join(cells))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the delta sweeps
+def delta_labels(methods, deltas) -> dict[str, list[str]]:
+    """Legend labels of a sweep over the slack delta of condition (14), per method."""
+    return {m: [f"{m}, δ = {d:g}" for d in deltas] for m in methods}
+
+
+def delta_sweep_configs(sz: dict, methods, deltas, **reset) -> dict[str, dict]:
+    """Configurations of Figures 14/15: BiSLS for each method and delta, with the
+    upper reset option given in ``reset`` (e.g. ``reset_upper="grow", eta=10.0``)."""
+    labels = delta_labels(methods, deltas)
+    return {lab: bisls(sz, m, delta=float(d), **reset)
+            for m in methods for lab, d in zip(labels[m], deltas)}
+
+
+def delta_report(grid, sz: dict, methods, deltas, *, notebook: str, scale: str,
+                 option: str, figure: str) -> list[str]:
+    """Print the numbers of a delta sweep (final loss, failed searches, accepted
+    steps, rounds) and record its two claims; returns the claim lines."""
+    import numpy as np
+
+    from .. import experiments
+
+    labels = delta_labels(methods, deltas)
+    fin = {lab: experiments.final_values(rec, "val_loss") for lab, rec in grid.items()}
+    for label, rec in grid.items():
+        ok = rec["upper_failures"] == 0
+        step = np.median(rec["alpha"][ok]) if ok.any() else np.nan
+        print(f"{label:24s} final val loss {experiments.summarize(fin[label], 3):14s} failed searches "
+              f"{np.mean(~ok):4.0%}  median step {step:8.2g}  rounds {np.mean(rec['upper_rounds']):5.1f}")
+    mean = {lab: float(np.mean(v)) if np.isfinite(v).all() else np.inf for lab, v in fin.items()}
+    alike = {m: experiments.similar([fin[lab] for lab in labels[m]]) for m in methods}
+    verdict = ("held" if all(v[0] for v in alike.values()) else
+               "partly" if any(v[0] for v in alike.values()) else "not held")
+    listed = "{" + ", ".join(f"{d:g}" for d in deltas) + "}"
+    worst_best = "; ".join(
+        f"{m}: worst at delta = {deltas[int(np.argmax([mean[lab] for lab in labels[m]]))]:g}, "
+        f"best at delta = {deltas[int(np.argmin([mean[lab] for lab in labels[m]]))]:g}" for m in methods)
+    lines = [experiments.record_claim(
+        notebook, f"{notebook[:5]}-delta-robust", scale=scale, verdict=verdict,
+        claim=f"BiSLS ({option}) performs similarly for delta over 6 orders of magnitude",
+        paper=f"qualitative ({figure})",
+        ours="; ".join(f"{m}: final val loss spread {alike[m][1]:.1%} over delta in {listed}"
+                       for m in methods),
+        why="" if verdict == "held" else worst_best)]
+    fail = {lab: float(np.mean(rec["upper_failures"])) for lab, rec in grid.items()}
+    fixed = all(fail[lab] == 0 for m in methods for lab in labels[m][1:])
+    fewer = all(fail[labels[m][-1]] < fail[labels[m][0]] for m in methods)
+    lines.append(experiments.record_claim(
+        notebook, f"{notebook[:5]}-delta-safeguard", scale=scale,
+        verdict="held" if fixed else ("partly" if fewer else "not held"),
+        claim="delta > 0 is a safeguard that ensures an upper step size can be found",
+        paper="qualitative (Section 2)",
+        ours="; ".join(f"{m}: failed searches " + ", ".join(f"{fail[lab]:.0%}" for lab in labels[m])
+                       + f" for delta = {', '.join(f'{d:g}' for d in deltas)}" for m in methods)))
+    for line in lines:
+        print(line)
+    return lines
