@@ -105,5 +105,5 @@ plt.close(fig)
 # and the rounds per iteration.
 
 # %%
-hyperrep.delta_report(grid, sz, METHODS, DELTAS, notebook=NOTEBOOK, scale=scale,
-                      option="reset option 1", figure="Figure 14");
+claims = hyperrep.delta_report(grid, sz, METHODS, DELTAS, notebook=NOTEBOOK, scale=scale,
+                               option="reset option 1", figure="Figure 14")

@@ -105,5 +105,5 @@ plt.close(fig)
 # and the rounds per iteration.
 
 # %%
-hyperrep.delta_report(grid, sz, METHODS, DELTAS, notebook=NOTEBOOK, scale=scale,
-                      option="reset option 3, eta = 10", figure="Figure 15");
+claims = hyperrep.delta_report(grid, sz, METHODS, DELTAS, notebook=NOTEBOOK, scale=scale,
+                               option="reset option 3, eta = 10", figure="Figure 15")
