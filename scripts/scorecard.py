@@ -58,12 +58,13 @@ def render(found: dict[str, tuple[str, dict]]) -> str:
             c = claims[cid]
             if kind == "paper":
                 counts[c["verdict"]] += 1
-            why = f" ({cell(c['why'])})" if c.get("why") else ""
+            why = f" {cell(c['why'])}" if c.get("why") else ""
             sections[kind].append(
-                f"| [{notebook}](../notebooks/{notebook}.ipynb) | {cell(c['claim'])} | {cell(c['paper'])} "
-                f"| {cell(c['ours'])} | {scale} | {BADGE[c['verdict']]}{why} |"
+                f"| [{notebook}](../notebooks/{notebook}.ipynb) | {BADGE[c['verdict']]} | {cell(c['claim'])} "
+                f"| {cell(c['paper'])} | {cell(c['ours'])} | {scale} |{why} |"
             )
-    header = ["| page | claim | paper | ours | scale | verdict |", "| --- | --- | --- | --- | --- | --- |"]
+    header = ["| page | verdict | claim | paper | ours | scale | why, where it did not fully hold |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
     rows = sections["paper"]
     if rows:
         lines += [
