@@ -539,10 +539,13 @@ def final_values(record: Mapping[str, np.ndarray], key: str) -> np.ndarray:
     return last
 
 
-def best_label(grid: Mapping[str, Mapping[str, np.ndarray]], key: str = "val_loss") -> str:
-    """The label with the lowest mean :func:`final_values` of ``key``; a label with a
-    diverged run counts as the worst (ties: the first in grid order)."""
-    scores = {label: float(np.mean(final_values(rec, key))) for label, rec in grid.items()}
+def best_label(grid: Mapping[str, Mapping[str, np.ndarray]], key: str = "val_loss",
+               per_run: Callable[[Mapping[str, np.ndarray], str], np.ndarray] | None = None) -> str:
+    """The label with the lowest mean over runs of ``per_run(record, key)``
+    (default :func:`final_values`); a label with a diverged run counts as the worst
+    (ties: the first in grid order)."""
+    per_run = final_values if per_run is None else per_run
+    scores = {label: float(np.mean(per_run(rec, key))) for label, rec in grid.items()}
     scores = {label: (s if np.isfinite(s) else np.inf) for label, s in scores.items()}
     return min(scores, key=lambda label: scores[label])
 

@@ -188,16 +188,13 @@ def tune(sz: dict, method: str, *, hypergrad: str = "identity", scale: str, seed
     (``sz["tune_runs"]`` runs per step, through the cache ``"distillation"``); the
     winner has the lowest mean :func:`tail_values` of the validation loss (a diverged
     run counts as the worst). Returns ``(label, config, grid)``."""
-    import numpy as np
-
     from ..bilevel import run_config
-    from ..experiments import run_grid
+    from ..experiments import best_label, run_grid
 
     configs = tuning_configs(sz, method, hypergrad=hypergrad, **fields)
     grid = run_grid(run_config, configs, name="distillation", scale=scale,
                     n_runs=sz["tune_runs"], seed=seed, device=device, recompute=recompute)
-    scores = {lab: float(np.mean(tail_values(rec))) for lab, rec in grid.items()}
-    label = min(scores, key=lambda lab: scores[lab] if np.isfinite(scores[lab]) else np.inf)
+    label = best_label(grid, "val_loss", per_run=tail_values)
     return label, configs[label], grid
 
 
