@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -papermill,-execution,-ExecuteTime
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -13,7 +14,7 @@
 #     name: python3
 # ---
 
-# %% [markdown] papermill={"duration": 0.002161, "end_time": "2026-11-26T12:48:42.684301+00:00", "exception": false, "start_time": "2026-11-26T12:48:42.682140+00:00", "status": "completed"}
+# %% [markdown]
 # # Figure 6: BiSPS against decaying-step SGD on data distillation
 #
 # The distillation problem of {ref}`Figure 9 <fig-fig09_distillation>`. BiSPS takes the
@@ -33,7 +34,7 @@
 # $\eta = 0.05$, as in Figure 9. **Reduced at the `cpu` scale:** K = 400, 2 runs.
 # ```
 
-# %% papermill={"duration": 0.013016, "end_time": "2026-11-26T12:48:42.700103+00:00", "exception": false, "start_time": "2026-11-26T12:48:42.687087+00:00", "status": "completed"} tags=["parameters"]
+# %% tags=["parameters"]
 scale = "cpu"
 device = "auto"
 n_runs = None
@@ -42,7 +43,7 @@ recompute = False
 K = None
 n_real = None
 
-# %% papermill={"duration": 2.009155, "end_time": "2026-11-26T12:48:44.710987+00:00", "exception": false, "start_time": "2026-11-26T12:48:42.701832+00:00", "status": "completed"}
+# %%
 import numpy as np
 import matplotlib.pyplot as plt
 import torch
@@ -57,10 +58,10 @@ experiments.check_params(scale, device, n_runs, seed, recompute)
 sz = distillation.sizes(scale, K=K, n_real=n_real, n_runs=n_runs)
 {k: sz[k] for k in ("n_real", "K", "T", "bisps_alphas", "n_runs")}
 
-# %% [markdown] papermill={"duration": 0.0016, "end_time": "2026-11-26T12:48:44.714834+00:00", "exception": false, "start_time": "2026-11-26T12:48:44.713234+00:00", "status": "completed"}
+# %% [markdown]
 # One configuration per (hypergradient, method, $\alpha_{b,0}$), each over `n_runs` runs.
 
-# %% papermill={"duration": 0.063367, "end_time": "2026-11-26T12:48:44.779811+00:00", "exception": false, "start_time": "2026-11-26T12:48:44.716444+00:00", "status": "completed"}
+# %%
 HYPERGRADS = ("identity", "neumann")
 METHODS = ("BiSPS", "decaying-step SGD")
 configs = {(hg, m, a): distillation.config(sz, m, hypergrad=hg, alpha=a)
@@ -70,11 +71,11 @@ grid = experiments.run_grid(run_config, {f"{m} α_b0={a:g} ({hg})": c for (hg, m
                             device=device, recompute=recompute)
 rec = {key: grid[f"{key[1]} α_b0={key[2]:g} ({key[0]})"] for key in configs}
 
-# %% [markdown] papermill={"duration": 0.001909, "end_time": "2026-11-26T12:48:44.783897+00:00", "exception": false, "start_time": "2026-11-26T12:48:44.781988+00:00", "status": "completed"}
+# %% [markdown]
 # Mean ± std of the validation loss over runs; one colour per method, one line style per
 # $\alpha_{b,0}$.
 
-# %% papermill={"duration": 1.695592, "end_time": "2026-11-26T12:48:46.481308+00:00", "exception": false, "start_time": "2026-11-26T12:48:44.785716+00:00", "status": "completed"}
+# %%
 STYLES = dict(zip(sz["bisps_alphas"], ("-", "--", ":", "-.")))
 fig, axes = plotting.new_figure(ncols=2, width=4.2, height=3.2)
 for (hg, m, a), r in rec.items():
@@ -88,7 +89,7 @@ plotting.save(fig, "fig06_bisps_vs_decaying")
 glue("fig06_bisps_vs_decaying", fig, display=False)
 plt.close(fig)
 
-# %% [markdown] papermill={"duration": 0.002282, "end_time": "2026-11-26T12:48:46.486444+00:00", "exception": false, "start_time": "2026-11-26T12:48:46.484162+00:00", "status": "completed"}
+# %% [markdown]
 # ```{glue:figure} fig06_bisps_vs_decaying
 # :name: fig-fig06_bisps_vs_decaying
 #
@@ -101,7 +102,7 @@ plt.close(fig)
 # $\alpha_{b,0} = 1000$ the images grow until the Neumann series itself diverges).
 # ```
 
-# %% [markdown] papermill={"duration": 0.002039, "end_time": "2026-11-26T12:48:46.490819+00:00", "exception": false, "start_time": "2026-11-26T12:48:46.488780+00:00", "status": "completed"}
+# %% [markdown]
 # The numbers behind the claim: the final validation loss (mean over the last 10% of the
 # iterations) for each $\alpha_{b,0}$, its spread across $\alpha_{b,0}$ (max − min of the
 # means), and the share of iterations in which BiSPS's Polyak step is below its upper bound
@@ -109,7 +110,7 @@ plt.close(fig)
 # ends above the loss of the zero model, $\log 10 \approx 2.303$; fewer failed runs is better,
 # then a lower mean final loss (by more than 1%).
 
-# %% papermill={"duration": 0.018095, "end_time": "2026-11-26T12:48:46.511553+00:00", "exception": false, "start_time": "2026-11-26T12:48:46.493458+00:00", "status": "completed"}
+# %%
 fin = {key: distillation.tail_values(r) for key, r in rec.items()}
 k = np.arange(1, sz["K"] + 1)
 for (hg, m, a), r in rec.items():
@@ -117,7 +118,7 @@ for (hg, m, a), r in rec.items():
     print(f"[{hg:8s}] {m:17s} α_b0={a:<6g} final val loss {experiments.summarize(fin[(hg, m, a)], 3):18s}"
           + (f" Polyak step below the bound in {below:.0%} of iterations" if m == "BiSPS" else ""))
 
-# %% papermill={"duration": 0.026893, "end_time": "2026-11-26T12:48:46.542219+00:00", "exception": false, "start_time": "2026-11-26T12:48:46.515326+00:00", "status": "completed"}
+# %%
 def show(v):
     ok = v[np.isfinite(v)]
     return (f"{ok.mean():.3f}" if ok.size else "failed") + (f" ({v.size - ok.size}/{v.size} failed)"

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -papermill,-execution,-ExecuteTime
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -13,7 +14,7 @@
 #     name: python3
 # ---
 
-# %% [markdown] papermill={"duration": 0.004182, "end_time": "2026-11-26T13:05:47.516212+00:00", "exception": false, "start_time": "2026-11-26T13:05:47.512030+00:00", "status": "completed"}
+# %% [markdown]
 # # Figure 9: data distillation on MNIST, BiSLS-SGD against tuned Adam and SGD
 #
 # Data distillation (Section 4, Appendix A.3) learns one synthetic image per digit,
@@ -44,7 +45,7 @@
 # **Reduced at the `cpu` scale:** K = 400 instead of 3000, 5,000 real digits, 2 runs.
 # ```
 
-# %% papermill={"duration": 0.013628, "end_time": "2026-11-26T13:05:47.533462+00:00", "exception": false, "start_time": "2026-11-26T13:05:47.519834+00:00", "status": "completed"} tags=["parameters"]
+# %% tags=["parameters"]
 scale = "cpu"
 device = "auto"
 n_runs = None
@@ -54,7 +55,7 @@ K = None
 T = None
 n_real = None
 
-# %% papermill={"duration": 2.46573, "end_time": "2026-11-26T13:05:50.001243+00:00", "exception": false, "start_time": "2026-11-26T13:05:47.535513+00:00", "status": "completed"}
+# %%
 import numpy as np
 import matplotlib.pyplot as plt
 import torch
@@ -70,33 +71,33 @@ sz = distillation.sizes(scale, K=K, T=T, n_real=n_real, n_runs=n_runs)
 opts = dict(scale=scale, seed=seed, device=device, recompute=recompute)
 {k: sz[k] for k in ("n_real", "n_val", "K", "T", "neumann_steps", "n_runs")}
 
-# %% [markdown] papermill={"duration": 0.003293, "end_time": "2026-11-26T13:05:50.008510+00:00", "exception": false, "start_time": "2026-11-26T13:05:50.005217+00:00", "status": "completed"}
+# %% [markdown]
 # Tuning the upper step of SGD and Adam, for each hypergradient (final validation loss:
 # mean over the last 10% of the iterations, one run per step; `div`: diverged).
 
-# %% papermill={"duration": 0.089121, "end_time": "2026-11-26T13:05:50.100713+00:00", "exception": false, "start_time": "2026-11-26T13:05:50.011592+00:00", "status": "completed"}
+# %%
 HYPERGRADS = ("neumann", "identity")
 tuned = {(hg, m): distillation.tune(sz, m, hypergrad=hg, **opts)
          for hg in HYPERGRADS for m in ("SGD", "Adam")}
 for (hg, m), (label, _, tgrid) in tuned.items():
     print(f"[{hg}]\n{distillation.tuning_table(tgrid)}\n  -> tuned: {label}")
 
-# %% [markdown] papermill={"duration": 0.002364, "end_time": "2026-11-26T13:05:50.106778+00:00", "exception": false, "start_time": "2026-11-26T13:05:50.104414+00:00", "status": "completed"}
+# %% [markdown]
 # The three methods of each panel over `n_runs` runs (the tuned runs are reused from the
 # cache).
 
-# %% papermill={"duration": 38.309185, "end_time": "2026-11-26T13:06:28.418412+00:00", "exception": false, "start_time": "2026-11-26T13:05:50.109227+00:00", "status": "completed"}
+# %%
 grids = {hg: experiments.run_grid(
     run_config, {"BiSLS-SGD": distillation.bisls(sz, hypergrad=hg),
                  "SGD": tuned[(hg, "SGD")][1], "Adam": tuned[(hg, "Adam")][1]},
     name="distillation", n_runs=sz["n_runs"], **opts) for hg in HYPERGRADS}
 
-# %% [markdown] papermill={"duration": 0.003769, "end_time": "2026-11-26T13:06:28.426647+00:00", "exception": false, "start_time": "2026-11-26T13:06:28.422878+00:00", "status": "completed"}
+# %% [markdown]
 # Mean ± std of the validation loss (1,000 held-out real digits) over runs; in (c) the
 # ten images of $D$ after $K$ iterations of BiSLS-SGD (identity hypergradient, first run),
 # each in its own grey scale.
 
-# %% papermill={"duration": 2.016676, "end_time": "2026-11-26T13:06:30.447168+00:00", "exception": false, "start_time": "2026-11-26T13:06:28.430492+00:00", "status": "completed"}
+# %%
 plotting.style()
 fig = plt.figure(figsize=(12.5, 3.2), layout="constrained")
 left, right = fig.subfigures(1, 2, width_ratios=[2, 1.25])
@@ -119,10 +120,10 @@ plotting.save(fig, "fig09_distillation")
 glue("fig09_distillation", fig, display=False)
 plt.close(fig)
 
-# %% [markdown] papermill={"duration": 0.004296, "end_time": "2026-11-26T13:06:30.456417+00:00", "exception": false, "start_time": "2026-11-26T13:06:30.452121+00:00", "status": "completed"}
+# %% [markdown]
 # The same images, alone, for the book's landing page.
 
-# %% papermill={"duration": 0.515894, "end_time": "2026-11-26T13:06:30.976396+00:00", "exception": false, "start_time": "2026-11-26T13:06:30.460502+00:00", "status": "completed"}
+# %%
 fig, axes = plt.subplots(2, 5, figsize=(6.0, 2.6), layout="constrained")
 for c, ax in enumerate(axes.ravel()):
     ax.imshow(digits[c], cmap="gray")
@@ -131,7 +132,7 @@ for c, ax in enumerate(axes.ravel()):
 plotting.save(fig, "distilled_digits")
 plt.close(fig)
 
-# %% [markdown] papermill={"duration": 0.004731, "end_time": "2026-11-26T13:06:30.986624+00:00", "exception": false, "start_time": "2026-11-26T13:06:30.981893+00:00", "status": "completed"}
+# %% [markdown]
 # ```{glue:figure} fig09_distillation
 # :name: fig-fig09_distillation
 #
@@ -141,7 +142,7 @@ plt.close(fig)
 # distilled images after $K$ iterations of BiSLS-SGD (identity hypergradient).
 # ```
 
-# %% [markdown] papermill={"duration": 0.004506, "end_time": "2026-11-26T13:06:30.996104+00:00", "exception": false, "start_time": "2026-11-26T13:06:30.991598+00:00", "status": "completed"}
+# %% [markdown]
 # The numbers behind the claims: the final validation loss and accuracy (mean over the
 # last 10% of the iterations), the first iteration at which BiSLS-SGD's mean validation
 # loss reaches the final loss of the better tuned method, and which digit each distilled
@@ -149,7 +150,7 @@ plt.close(fig)
 # the same correlation for real digits; we call the images digit-like when at least 8 of 10
 # resemble their own digit most, with at least half a real digit's correlation).
 
-# %% papermill={"duration": 0.141915, "end_time": "2026-11-26T13:06:31.142460+00:00", "exception": false, "start_time": "2026-11-26T13:06:31.000545+00:00", "status": "completed"}
+# %%
 fin = {hg: {lab: distillation.tail_values(rec) for lab, rec in g.items()} for hg, g in grids.items()}
 for hg, g in grids.items():
     for label, rec in g.items():
@@ -163,7 +164,7 @@ real = distillation.real_digit_correlation(sz["n_real"])
 print(f"distilled images read as: {seen} ({n_seen}/10 their own digit); median correlation "
       f"with their own digit's mean image {own:.2f} (a real digit: {real:.2f})")
 
-# %% papermill={"duration": 0.017837, "end_time": "2026-11-26T13:06:31.163869+00:00", "exception": false, "start_time": "2026-11-26T13:06:31.146032+00:00", "status": "completed"}
+# %%
 PANEL = {"neumann": "9a", "identity": "9b"}
 for hg in HYPERGRADS:
     m = {lab: float(np.mean(v)) for lab, v in fin[hg].items()}

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -papermill,-execution,-ExecuteTime
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -13,7 +14,7 @@
 #     name: python3
 # ---
 
-# %% [markdown] papermill={"duration": 0.003428, "end_time": "2026-11-26T13:07:36.097321+00:00", "exception": false, "start_time": "2026-11-26T13:07:36.093893+00:00", "status": "completed"}
+# %% [markdown]
 # # Figure 16: BiSPS against BiSLS-SGD, and BiSLS-SGD with T = 50, on data distillation
 #
 # The distillation problem of {ref}`Figure 9 <fig-fig09_distillation>`, with the identity in
@@ -33,7 +34,7 @@
 # K = 400 instead of 3000, 2 runs.
 # ```
 
-# %% papermill={"duration": 0.015683, "end_time": "2026-11-26T13:07:36.115901+00:00", "exception": false, "start_time": "2026-11-26T13:07:36.100218+00:00", "status": "completed"} tags=["parameters"]
+# %% tags=["parameters"]
 scale = "cpu"
 device = "auto"
 n_runs = None
@@ -43,7 +44,7 @@ K = None
 T_long = None
 n_real = None
 
-# %% papermill={"duration": 2.324956, "end_time": "2026-11-26T13:07:38.443486+00:00", "exception": false, "start_time": "2026-11-26T13:07:36.118530+00:00", "status": "completed"}
+# %%
 import numpy as np
 import matplotlib.pyplot as plt
 import torch
@@ -59,19 +60,19 @@ sz = distillation.sizes(scale, K=K, T_long=T_long, n_real=n_real, n_runs=n_runs)
 opts = dict(scale=scale, seed=seed, device=device, recompute=recompute)
 {k: sz[k] for k in ("n_real", "K", "T", "T_long", "bisps_alphas", "n_runs")}
 
-# %% [markdown] papermill={"duration": 0.002996, "end_time": "2026-11-26T13:07:38.450132+00:00", "exception": false, "start_time": "2026-11-26T13:07:38.447136+00:00", "status": "completed"}
+# %% [markdown]
 # Panel (a): BiSPS for each $\alpha_{b,0}$ and BiSLS-SGD, $T = 20$.
 
-# %% papermill={"duration": 0.030677, "end_time": "2026-11-26T13:07:38.483987+00:00", "exception": false, "start_time": "2026-11-26T13:07:38.453310+00:00", "status": "completed"}
+# %%
 panel_a = {f"BiSPS α_b0={a:g}": distillation.config(sz, "BiSPS", alpha=a) for a in sz["bisps_alphas"]}
 panel_a["BiSLS-SGD"] = distillation.bisls(sz)
 grid_a = experiments.run_grid(run_config, panel_a, name="distillation", n_runs=sz["n_runs"], **opts)
 
-# %% [markdown] papermill={"duration": 0.001694, "end_time": "2026-11-26T13:07:38.487646+00:00", "exception": false, "start_time": "2026-11-26T13:07:38.485952+00:00", "status": "completed"}
+# %% [markdown]
 # Panel (b): tuning SGD and Adam for $T = 50$ (final validation loss: mean over the last
 # 10% of the iterations, one run per step), then the three methods over `n_runs` runs.
 
-# %% papermill={"duration": 0.057316, "end_time": "2026-11-26T13:07:38.546617+00:00", "exception": false, "start_time": "2026-11-26T13:07:38.489301+00:00", "status": "completed"}
+# %%
 tuned = {m: distillation.tune(sz, m, T=sz["T_long"], **opts) for m in ("SGD", "Adam")}
 for m, (label, _, tgrid) in tuned.items():
     print(f"{distillation.tuning_table(tgrid)}\n  -> tuned: {label}")
@@ -79,10 +80,10 @@ panel_b = {"BiSLS-SGD": distillation.bisls(sz, T=sz["T_long"]),
            "SGD": tuned["SGD"][1], "Adam": tuned["Adam"][1]}
 grid_b = experiments.run_grid(run_config, panel_b, name="distillation", n_runs=sz["n_runs"], **opts)
 
-# %% [markdown] papermill={"duration": 0.001705, "end_time": "2026-11-26T13:07:38.550658+00:00", "exception": false, "start_time": "2026-11-26T13:07:38.548953+00:00", "status": "completed"}
+# %% [markdown]
 # Mean ± std of the validation loss over runs.
 
-# %% papermill={"duration": 1.497792, "end_time": "2026-11-26T13:07:40.050194+00:00", "exception": false, "start_time": "2026-11-26T13:07:38.552402+00:00", "status": "completed"}
+# %%
 STYLES = dict(zip(sz["bisps_alphas"], ("-", "--", ":", "-.")))
 fig, axes = plotting.new_figure(ncols=2, width=4.2, height=3.2)
 for label, rec in grid_a.items():
@@ -102,7 +103,7 @@ plotting.save(fig, "fig16_bisps_vs_bisls_T50")
 glue("fig16_bisps_vs_bisls_T50", fig, display=False)
 plt.close(fig)
 
-# %% [markdown] papermill={"duration": 0.0022, "end_time": "2026-11-26T13:07:40.055394+00:00", "exception": false, "start_time": "2026-11-26T13:07:40.053194+00:00", "status": "completed"}
+# %% [markdown]
 # ```{glue:figure} fig16_bisps_vs_bisls_T50
 # :name: fig-fig16_bisps_vs_bisls_T50
 #
@@ -112,14 +113,14 @@ plt.close(fig)
 # Mean ± std of the validation loss over runs.
 # ```
 
-# %% [markdown] papermill={"duration": 0.002008, "end_time": "2026-11-26T13:07:40.059534+00:00", "exception": false, "start_time": "2026-11-26T13:07:40.057526+00:00", "status": "completed"}
+# %% [markdown]
 # The numbers behind the claims: the final validation loss (mean over the last 10% of the
 # iterations), BiSLS-SGD's failed searches and late upper steps, and, in (b), the first
 # iteration at which BiSLS-SGD's mean validation loss reaches the final loss of the better
 # tuned method. With $T = 50$ the upper step of BiSLS-SGD (option 2: it never grows back)
 # shrinks to about $10^{-4}$ within 200 iterations, and the loss stays where it is.
 
-# %% papermill={"duration": 0.013392, "end_time": "2026-11-26T13:07:40.075036+00:00", "exception": false, "start_time": "2026-11-26T13:07:40.061644+00:00", "status": "completed"}
+# %%
 fin_a = {label: distillation.tail_values(rec) for label, rec in grid_a.items()}
 fin_b = {label: distillation.tail_values(rec) for label, rec in grid_b.items()}
 for panel, fin in (("a", fin_a), ("b", fin_b)):
@@ -130,7 +131,7 @@ for panel, rec in (("a", grid_a["BiSLS-SGD"]), ("b", grid_b["BiSLS-SGD"])):
     print(f"({panel}) BiSLS-SGD: failed upper searches {np.mean(rec['upper_failures']):.0%}, median "
           f"upper step over the last 10% of the iterations {np.median(rec['alpha'][:, -tail:]):.2g}")
 
-# %% papermill={"duration": 0.019664, "end_time": "2026-11-26T13:07:40.097506+00:00", "exception": false, "start_time": "2026-11-26T13:07:40.077842+00:00", "status": "completed"}
+# %%
 versus = {label: distillation.compare(fin_a["BiSLS-SGD"], v) for label, v in fin_a.items() if label != "BiSLS-SGD"}
 beaten = [label for label, c in versus.items() if c < 0]
 print(experiments.record_claim(

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -papermill,-execution,-ExecuteTime
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -13,7 +14,7 @@
 #     name: python3
 # ---
 
-# %% [markdown] papermill={"duration": 0.002933, "end_time": "2026-11-26T12:50:12.194890+00:00", "exception": false, "start_time": "2026-11-26T12:50:12.191957+00:00", "status": "completed"}
+# %% [markdown]
 # # Figure 19: BiSPS with one or two samples on data distillation
 #
 # Theorem 3 assumes that BiSPS's upper step $\alpha_k$ is independent of the hypergradient
@@ -35,7 +36,7 @@
 # **Reduced at the `cpu` scale:** K = 400, 2 runs.
 # ```
 
-# %% papermill={"duration": 0.016922, "end_time": "2026-11-26T12:50:12.214291+00:00", "exception": false, "start_time": "2026-11-26T12:50:12.197369+00:00", "status": "completed"} tags=["parameters"]
+# %% tags=["parameters"]
 scale = "cpu"
 device = "auto"
 n_runs = None
@@ -44,7 +45,7 @@ recompute = False
 K = None
 n_real = None
 
-# %% papermill={"duration": 2.495354, "end_time": "2026-11-26T12:50:14.711966+00:00", "exception": false, "start_time": "2026-11-26T12:50:12.216612+00:00", "status": "completed"}
+# %%
 import numpy as np
 import matplotlib.pyplot as plt
 import torch
@@ -59,11 +60,11 @@ experiments.check_params(scale, device, n_runs, seed, recompute)
 sz = distillation.sizes(scale, K=K, n_real=n_real, n_runs=n_runs)
 {k: sz[k] for k in ("n_real", "K", "T", "sample_alphas", "n_runs")}
 
-# %% [markdown] papermill={"duration": 0.002134, "end_time": "2026-11-26T12:50:14.717073+00:00", "exception": false, "start_time": "2026-11-26T12:50:14.714939+00:00", "status": "completed"}
+# %% [markdown]
 # Three methods for each $\alpha_{b,0}$, each over `n_runs` runs (the 1-sample BiSPS and
 # decaying-step SGD runs at $\alpha_{b,0} = 10$ and 100 are those of Figure 6).
 
-# %% papermill={"duration": 0.053406, "end_time": "2026-11-26T12:50:14.772644+00:00", "exception": false, "start_time": "2026-11-26T12:50:14.719238+00:00", "status": "completed"}
+# %%
 VARIANTS = {"BiSPS (1 sample)": ("BiSPS", 1), "BiSPS (2 samples)": ("BiSPS", 2),
             "decaying-step SGD": ("decaying-step SGD", 1)}
 configs = {(label, a): distillation.config(sz, m, alpha=a, **({"samples": 2} if s == 2 else {}))
@@ -73,10 +74,10 @@ grid = experiments.run_grid(run_config, {f"{label} α_b0={a:g}": c for (label, a
                             device=device, recompute=recompute)
 rec = {key: grid[f"{key[0]} α_b0={key[1]:g}"] for key in configs}
 
-# %% [markdown] papermill={"duration": 0.00222, "end_time": "2026-11-26T12:50:14.777972+00:00", "exception": false, "start_time": "2026-11-26T12:50:14.775752+00:00", "status": "completed"}
+# %% [markdown]
 # Mean ± std of the validation loss over runs, one panel per $\alpha_{b,0}$.
 
-# %% papermill={"duration": 1.322919, "end_time": "2026-11-26T12:50:16.102493+00:00", "exception": false, "start_time": "2026-11-26T12:50:14.779574+00:00", "status": "completed"}
+# %%
 fig, axes = plotting.new_figure(ncols=len(sz["sample_alphas"]), width=3.6, height=3.0)
 for (label, a), r in rec.items():
     x, y = experiments.curve(r, "val_loss", sz["eval_every"])
@@ -89,7 +90,7 @@ plotting.save(fig, "fig19_bisps_one_vs_two_samples")
 glue("fig19_bisps_one_vs_two_samples", fig, display=False)
 plt.close(fig)
 
-# %% [markdown] papermill={"duration": 0.002877, "end_time": "2026-11-26T12:50:16.109177+00:00", "exception": false, "start_time": "2026-11-26T12:50:16.106300+00:00", "status": "completed"}
+# %% [markdown]
 # ```{glue:figure} fig19_bisps_one_vs_two_samples
 # :name: fig-fig19_bisps_one_vs_two_samples
 #
@@ -99,7 +100,7 @@ plt.close(fig)
 # place of the inverse Hessian. Mean ± std of the validation loss over runs.
 # ```
 
-# %% [markdown] papermill={"duration": 0.002179, "end_time": "2026-11-26T12:50:16.113923+00:00", "exception": false, "start_time": "2026-11-26T12:50:16.111744+00:00", "status": "completed"}
+# %% [markdown]
 # The numbers behind the claim: the final validation loss (mean over the last 10% of the
 # iterations), the share of iterations where BiSPS's Polyak step is below its upper bound
 # $\alpha_{b,0}/\sqrt{k+1}$ (elsewhere BiSPS takes the bound, i.e. it *is* decaying-step SGD,
@@ -107,7 +108,7 @@ plt.close(fig)
 # versions end alike, i.e. their means differ by less than 5% or than the runs' own scatter
 # (`experiments.similar`).
 
-# %% papermill={"duration": 0.014039, "end_time": "2026-11-26T12:50:16.129934+00:00", "exception": false, "start_time": "2026-11-26T12:50:16.115895+00:00", "status": "completed"}
+# %%
 fin = {key: distillation.tail_values(r) for key, r in rec.items()}
 k = np.arange(1, sz["K"] + 1)
 active = {key: float(np.mean(r["alpha"] < key[1] / np.sqrt(k) * (1 - 1e-9))) for key, r in rec.items()}
@@ -120,7 +121,7 @@ for a, (same, spread, noise) in alike.items():
     print(f"α_b0={a:<5g} 1 vs 2 samples: relative difference {spread:.1%} (run scatter {noise:.1%}) -> "
           + ("alike" if same else "different"))
 
-# %% papermill={"duration": 0.019534, "end_time": "2026-11-26T12:50:16.152220+00:00", "exception": false, "start_time": "2026-11-26T12:50:16.132686+00:00", "status": "completed"}
+# %%
 named = [a for a in sz["sample_alphas"] if a in (10.0, 50.0)]
 held = [a for a in named if alike[a][0]]
 print(experiments.record_claim(

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -papermill,-execution,-ExecuteTime
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -13,7 +14,7 @@
 #     name: python3
 # ---
 
-# %% [markdown] papermill={"duration": 0.010586, "end_time": "2026-11-26T11:49:29.928391+00:00", "exception": false, "start_time": "2026-11-26T11:49:29.917805+00:00", "status": "completed"}
+# %% [markdown]
 # # Theorem 3: BiSPS reaches the $\tilde O(1/\sqrt K)$ rate of bilevel SGD
 #
 # **Theorem 3** (paper, Section 3.2). Suppose $g$ is $\mu_g$-strongly convex in $y$
@@ -46,7 +47,7 @@
 # warm start keeps $y^k$ close to $y^*(x^k)$ and the page prints the final lower-level error.
 # ```
 
-# %% papermill={"duration": 0.013165, "end_time": "2026-11-26T11:49:29.949183+00:00", "exception": false, "start_time": "2026-11-26T11:49:29.936018+00:00", "status": "completed"} tags=["parameters"]
+# %% tags=["parameters"]
 scale = "cpu"
 device = "auto"
 n_runs = None
@@ -55,7 +56,7 @@ recompute = False
 K = None
 T = None
 
-# %% papermill={"duration": 2.279117, "end_time": "2026-11-26T11:49:32.239072+00:00", "exception": false, "start_time": "2026-11-26T11:49:29.959955+00:00", "status": "completed"}
+# %%
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -74,13 +75,13 @@ PRESETS = {
 sizes = experiments.scaled(scale, PRESETS, K=K, T=T, n_runs=n_runs)
 sizes
 
-# %% [markdown] papermill={"duration": 0.001466, "end_time": "2026-11-26T11:49:32.242684+00:00", "exception": false, "start_time": "2026-11-26T11:49:32.241218+00:00", "status": "completed"}
+# %% [markdown]
 # The constants of the theorem for this problem: $L_y = \|A\|$ where $y^*(x) = Ax + b$,
 # and $L_F$ the largest eigenvalue of the (constant) Hessian of $F$. We take
 # $\alpha_{l,0} = \alpha_{b,0}/2$ and the largest $\alpha_{b,0}$ that satisfies
 # $\alpha_{b,0}^2/\alpha_{l,0} = 2\,\alpha_{b,0} \le 1/(L_F + 4L_y^2)$.
 
-# %% papermill={"duration": 0.015382, "end_time": "2026-11-26T11:49:32.259599+00:00", "exception": false, "start_time": "2026-11-26T11:49:32.244217+00:00", "status": "completed"}
+# %%
 problem = problems.make("quadratic_bilevel", seed=0, batch=10)
 info = problem.info
 L_y = float(torch.linalg.matrix_norm(info["A"], ord=2))
@@ -90,7 +91,7 @@ alpha_b0 = 1.0 / (2 * (L_F + 4 * L_y**2))
 print(f"L_y = {L_y:.3f}, L_F = {L_F:.3f}, mu_g = {info['mu_g']:.3f}, L_g = {info['L_g']:.3f}")
 print(f"alpha_b0 = {alpha_b0:.4g}, alpha_l0 = {alpha_b0 / 2:.4g}, beta_b0 = 1, p = 0.5")
 
-# %% papermill={"duration": 124.005145, "end_time": "2026-11-26T11:51:36.266630+00:00", "exception": false, "start_time": "2026-11-26T11:49:32.261485+00:00", "status": "completed"}
+# %%
 config = {"problem": "quadratic_bilevel", "problem_args": {"batch": 10}, "problem_seed": 0,
           "method": "BiSPS", "K": sizes["K"], "T": sizes["T"], "samples": 2, "p": 0.5,
           "alpha": alpha_b0, "alpha_l0": alpha_b0 / 2, "beta": 1.0, "beta_schedule": "inv",
@@ -100,12 +101,12 @@ grid = experiments.run_grid(run_config, {"BiSPS (2 samples)": config}, name="thm
                             recompute=recompute)
 rec = grid["BiSPS (2 samples)"]
 
-# %% [markdown] papermill={"duration": 0.008182, "end_time": "2026-11-26T11:51:36.284147+00:00", "exception": false, "start_time": "2026-11-26T11:51:36.275965+00:00", "status": "completed"}
+# %% [markdown]
 # The running average $\frac1K\sum_{k<K}\|\nabla F(x^k)\|^2$ (each run's prefix of length
 # $K$ is a run of length $K$: no schedule depends on the horizon), with the $1/\sqrt K$
 # reference line, and the steps BiSPS took.
 
-# %% papermill={"duration": 3.868971, "end_time": "2026-11-26T11:51:40.160930+00:00", "exception": false, "start_time": "2026-11-26T11:51:36.291959+00:00", "status": "completed"}
+# %%
 sq = np.concatenate([rec["initial_grad_norm"][:, None], rec["grad_norm"][:, :-1]], axis=1) ** 2
 avg = np.cumsum(sq, axis=1) / np.arange(1, sq.shape[1] + 1)
 Ks = np.unique(np.geomspace(max(2, sizes["K"] // 30), sizes["K"], 8).astype(int))
@@ -125,7 +126,7 @@ plotting.save(fig, "thm3_bisps_nonconvex_rate")
 glue("thm3_bisps_nonconvex_rate", fig, display=False)
 plt.close(fig)
 
-# %% [markdown] papermill={"duration": 0.0081, "end_time": "2026-11-26T11:51:40.176236+00:00", "exception": false, "start_time": "2026-11-26T11:51:40.168136+00:00", "status": "completed"}
+# %% [markdown]
 # ```{glue:figure} thm3_bisps_nonconvex_rate
 # :name: fig-thm3_bisps_nonconvex_rate
 #
@@ -134,7 +135,7 @@ plt.close(fig)
 # runs) beside a $1/\sqrt K$ line. Right: the upper and lower steps BiSPS took.
 # ```
 
-# %% papermill={"duration": 0.018767, "end_time": "2026-11-26T11:51:40.202801+00:00", "exception": false, "start_time": "2026-11-26T11:51:40.184034+00:00", "status": "completed"}
+# %%
 print(f"log-log slope of the average squared gradient norm over K in {Ks.tolist()}")
 print("(the first K // 30 iterations, a transient, are left out of the fit):")
 print(f"  {slopes.mean():.2f} ± {slopes.std():.2f} over {len(slopes)} runs (theorem: <= -0.5 up to logs)")
