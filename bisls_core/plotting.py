@@ -17,7 +17,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .experiments import repo_root
+from . import experiments
+from .stepsizes import check_choice
 
 __all__ = ["COLORS", "color", "figures_dir", "new_figure", "plot_runs", "save", "style"]
 
@@ -131,21 +132,62 @@ def plot_runs(
     return line
 
 
-def figures_dir() -> Path:
-    """Where figures are written: ``$BISLS_FIGURES`` or ``<repo>/figures``
-    (the smoke runs of the test command write to a scratch folder instead)."""
+def figures_dir(scale: str | None = None) -> Path:
+    """Where the figures of a run at ``scale`` are written: ``$BISLS_FIGURES`` when set;
+    otherwise ``<repo>/figures`` for the book's scale
+    (:func:`bisls_core.experiments.book_scale`) and ``<repo>/.scratch/figures/<scale>``,
+    which git ignores, for any other. ``scale=None``: the scale of this process's runs
+    (:func:`bisls_core.experiments.scale_in_use`), the book's when there were none."""
     env = os.environ.get("BISLS_FIGURES")
-    d = Path(env) if env else repo_root() / "figures"
+    if env:
+        d = Path(env)
+    else:
+        scale = scale or experiments.scale_in_use() or experiments.book_scale()
+        check_choice("scale", scale, experiments.SCALES)
+        if scale == experiments.book_scale():
+            d = experiments.repo_root() / "figures"
+        else:
+            d = experiments.scratch_dir() / "figures" / scale
     d.mkdir(parents=True, exist_ok=True)
     return d
 
 
-def save(fig, name: str, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
-    """Write ``figures/<name>.<fmt>`` without timestamps (byte-reproducible)."""
+#: What makes the files byte-reproducible: no software or date in the PNG, no date or
+#: creator in the SVG, and SVG ids drawn from a fixed salt instead of random ones.
+_PNG_METADATA = {"Software": None}
+_SVG_METADATA = {"Date": None, "Creator": None}
+
+
+def save(fig, name: str, formats: Sequence[str] = ("png", "svg"), *,
+         scale: str | None = None) -> list[Path]:
+    """Write ``<figures_dir(scale)>/<name>.<fmt>`` byte-reproducibly (no timestamps,
+    no software version, fixed SVG ids), so that a rerun that draws the same figure
+    rewrites the same bytes. A figure of a run at a scale other than the book's goes
+    to a folder git ignores (:func:`figures_dir`)."""
     paths = []
+    folder = figures_dir(scale)
     for fmt in formats:
-        p = figures_dir() / f"{name}.{fmt}"
-        meta = {"Software": None} if fmt == "png" else {"Date": None, "Creator": None}
-        fig.savefig(p, metadata=meta, bbox_inches="tight")
+        p = folder / f"{name}.{fmt}"
+        meta = _PNG_METADATA if fmt == "png" else _SVG_METADATA if fmt == "svg" else None
+        with plt.rc_context({"svg.hashsalt": "bisls"}):
+            fig.savefig(p, metadata=meta, bbox_inches="tight")
         paths.append(p)
     return paths
+
+
+def publish(fig, name: str) -> None:
+    """Put a notebook's figure in the book: :func:`save` it as ``figures/<name>``, glue it
+    under ``name`` for the page's ``{glue:figure}`` (inside a notebook kernel, through
+    ``myst_nb.glue``, without displaying it), and close it."""
+    save(fig, name)
+    try:
+        from IPython.core.interactiveshell import InteractiveShell
+        from myst_nb import glue
+    except ImportError:  # plotting outside the book's environment: nothing to glue
+        glue = None
+    if glue is not None and InteractiveShell.initialized():
+        glue(name, fig, display=False)
+    plt.close(fig)
+
+
+__all__ += ["publish"]

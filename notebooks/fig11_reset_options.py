@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -papermill,-execution,-ExecuteTime
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -47,40 +48,24 @@ batch = None
 n_train = None
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
-import torch
-from myst_nb import glue
 
-from bisls_core import experiments, plotting
-from bisls_core.bilevel import run_config
+from bisls_core import experiments, plotting, sweeps
 from bisls_core.sweeps import hyperrep
 
-torch.set_num_threads(1)
-experiments.check_params(scale, device, n_runs, seed, recompute)
+opts = sweeps.start(scale, device, n_runs, seed, recompute)
 sz = hyperrep.sizes(scale, K=K, T=T, batch=batch, n_train=n_train, n_runs=n_runs)
 {k: sz[k] for k in ("n_train", "n_val", "batch", "T", "cg", "K", "w", "max_rounds", "n_runs")}
 
 # %%
 METHODS = ("BiSLS-SGD", "BiSLS-Adam")
 OPTIONS = {"option 1 (reset)": "reset", "option 2 (keep)": "keep", "option 3 (grow, η = 2)": "grow"}
-configs = {(m, opt): hyperrep.bisls(sz, m, reset_upper=name, eta=2.0)
+configs = {f"{m}, {opt}": hyperrep.bisls(sz, m, reset_upper=name, eta=2.0)
            for m in METHODS for opt, name in OPTIONS.items()}
-grid = experiments.run_unique(run_config, {f"{m}, {o}": c for (m, o), c in configs.items()},
-                              name="hyperrep", scale=scale, n_runs=sz["n_runs"], seed=seed,
-                              device=device, recompute=recompute)
+grid = hyperrep.run(configs, n_runs=sz["n_runs"], **opts)
 
 # %%
-fig, axes = plotting.new_figure(ncols=2, width=4.2)
-for ax, m in zip(axes, METHODS):
-    for i, opt in enumerate(OPTIONS):
-        x, y = experiments.curve(grid[f"{m}, {opt}"], "val_loss", sz["eval_every"])
-        plotting.plot_runs(ax, y, opt, x=x, i=i)
-    ax.set(title=m, xlabel="upper-level iteration $k$", ylabel="validation loss $F(w^k)$")
-    ax.legend()
-plotting.save(fig, "fig11_reset_options")
-glue("fig11_reset_options", fig, display=False)
-plt.close(fig)
+plotting.publish(hyperrep.variant_figure(grid, sz, METHODS, OPTIONS), "fig11_reset_options")
 
 # %% [markdown]
 # ```{glue:figure} fig11_reset_options
@@ -99,13 +84,12 @@ plt.close(fig)
 # (relative std over runs; `experiments.similar`).
 
 # %%
-fin = {lab: experiments.final_values(rec, "val_loss") for lab, rec in grid.items()}
+fin, m = hyperrep.finals(grid)
 for label, rec in grid.items():
     ok = rec["upper_failures"] == 0
     print(f"{label:36s} final val loss {experiments.summarize(fin[label], 3):20s} median step "
           f"{np.median(rec['alpha'][ok]) if ok.any() else np.nan:8.2g}  failed searches "
           f"{np.mean(rec['upper_failures']):.0%}")
-m = {lab: float(np.mean(v)) if np.isfinite(v).all() else np.inf for lab, v in fin.items()}
 o1, o2, o3 = OPTIONS
 worse = {d: m[f"{d}, {o2}"] > max(m[f"{d}, {o1}"], m[f"{d}, {o3}"]) for d in METHODS}
 alike = {d: experiments.similar([fin[f"{d}, {o1}"], fin[f"{d}, {o3}"]]) for d in METHODS}

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -papermill,-execution,-ExecuteTime
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -44,17 +45,10 @@ batch = None
 n_train = None
 
 # %%
-import matplotlib.pyplot as plt
-import numpy as np
-import torch
-from myst_nb import glue
-
-from bisls_core import experiments, plotting
-from bisls_core.bilevel import run_config
+from bisls_core import experiments, plotting, sweeps
 from bisls_core.sweeps import hyperrep
 
-torch.set_num_threads(1)
-experiments.check_params(scale, device, n_runs, seed, recompute)
+opts = sweeps.start(scale, device, n_runs, seed, recompute)
 sz = hyperrep.sizes(scale, K=K, T=T, batch=batch, n_train=n_train, n_runs=n_runs)
 {k: sz[k] for k in ("n_train", "n_val", "batch", "T", "cg", "K", "w", "max_rounds", "n_runs", "etas")}
 
@@ -63,20 +57,10 @@ METHODS = ("BiSLS-SGD", "BiSLS-Adam")
 ETAS = {f"η = {e:g}" + (" (option 2)" if e == 1 else ""): float(e) for e in sz["etas"]}
 configs = {f"{m}, {lab}": hyperrep.bisls(sz, m, reset_upper="keep", eta=2.0) if e == 1 else
            hyperrep.bisls(sz, m, reset_upper="grow", eta=e) for m in METHODS for lab, e in ETAS.items()}
-grid = experiments.run_unique(run_config, configs, name="hyperrep", scale=scale,
-                              n_runs=sz["n_runs"], seed=seed, device=device, recompute=recompute)
+grid = hyperrep.run(configs, n_runs=sz["n_runs"], **opts)
 
 # %%
-fig, axes = plotting.new_figure(ncols=2, width=4.2)
-for ax, m in zip(axes, METHODS):
-    for i, lab in enumerate(ETAS):
-        x, y = experiments.curve(grid[f"{m}, {lab}"], "val_loss", sz["eval_every"])
-        plotting.plot_runs(ax, y, lab, x=x, i=i)
-    ax.set(title=m, xlabel="upper-level iteration $k$", ylabel="validation loss $F(w^k)$")
-    ax.legend()
-plotting.save(fig, "fig12_eta_sweep")
-glue("fig12_eta_sweep", fig, display=False)
-plt.close(fig)
+plotting.publish(hyperrep.variant_figure(grid, sz, METHODS, ETAS), "fig12_eta_sweep")
 
 # %% [markdown]
 # ```{glue:figure} fig12_eta_sweep
@@ -94,12 +78,9 @@ plt.close(fig)
 # scatter (relative std over runs; `experiments.similar`).
 
 # %%
-fin = {lab: experiments.final_values(rec, "val_loss") for lab, rec in grid.items()}
+fin = hyperrep.finals(grid)[0]
 for label in grid:
     print(f"{label:32s} final val loss {experiments.summarize(fin[label], 3)}")
-m = {lab: float(np.mean(v)) if np.isfinite(v).all() else np.inf for lab, v in fin.items()}
-
-
 grow = {d: experiments.similar([fin[f"{d}, {lab}"] for lab, e in ETAS.items() if e > 1])
         for d in METHODS}
 every = {d: experiments.similar([fin[f"{d}, {lab}"] for lab in ETAS]) for d in METHODS}

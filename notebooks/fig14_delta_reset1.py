@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -papermill,-execution,-ExecuteTime
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -50,43 +51,24 @@ batch = None
 n_train = None
 
 # %%
-import matplotlib.pyplot as plt
-import numpy as np
-import torch
-from myst_nb import glue
-
-from bisls_core import experiments, plotting
-from bisls_core.bilevel import run_config
+from bisls_core import plotting, sweeps
 from bisls_core.sweeps import hyperrep
 
-torch.set_num_threads(1)
-experiments.check_params(scale, device, n_runs, seed, recompute)
+opts = sweeps.start(scale, device, n_runs, seed, recompute)
 sz = hyperrep.sizes(scale, K=K, T=T, batch=batch, n_train=n_train, n_runs=n_runs)
 {k: sz[k] for k in ("n_train", "n_val", "batch", "T", "cg", "K", "w", "max_rounds", "n_sweep", "deltas")}
 
 # %%
 NOTEBOOK, RESET = "fig14_delta_reset1", dict(reset_upper="reset")
-METHODS = ("BiSLS-SGD", "BiSLS-Adam")
-DELTAS = (0.0, *sz["deltas"])
-configs = hyperrep.delta_sweep_configs(sz, METHODS, DELTAS, **RESET)
-grid = experiments.run_unique(run_config, configs, name="hyperrep", scale=scale,
-                              n_runs=sz["n_sweep"], seed=seed, device=device, recompute=recompute)
+METHODS, DELTAS = ("BiSLS-SGD", "BiSLS-Adam"), (0.0, *sz["deltas"])
+grid = hyperrep.delta_sweep(sz, METHODS, DELTAS, RESET, **opts)
 
 # %% [markdown]
 # Where two values of $\delta$ give identical runs (every search ends the same with
 # either slack), the later curve hides the earlier one.
 
 # %%
-fig, axes = plotting.new_figure(ncols=2, width=4.2)
-for ax, m in zip(axes, METHODS):
-    for i, label in enumerate(hyperrep.delta_labels(METHODS, DELTAS)[m]):
-        x, y = experiments.curve(grid[label], "val_loss", sz["eval_every"])
-        plotting.plot_runs(ax, y, label.split(", ")[1], x=x, i=i)
-    ax.set(title=m, xlabel="upper-level iteration $k$", ylabel="validation loss $F(w^k)$")
-    ax.legend()
-plotting.save(fig, NOTEBOOK)
-glue(NOTEBOOK, fig, display=False)
-plt.close(fig)
+plotting.publish(hyperrep.variant_figure(grid, sz, METHODS, hyperrep.delta_variants(DELTAS)), NOTEBOOK)
 
 # %% [markdown]
 # ```{glue:figure} fig14_delta_reset1

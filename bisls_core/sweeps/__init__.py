@@ -1,2 +1,64 @@
 """Sweeps shared by the figure notebooks, one module per task (above the core:
-they import the problems, the bilevel loop and the experiments module)."""
+they import the problems, the bilevel loop, the experiments module and the
+plotting style; nothing in the core imports them).
+
+* :mod:`~bisls_core.sweeps.single_level` -- Figures 4, 5, 10 and 17 (SPSB, SLSB and their rivals);
+* :mod:`~bisls_core.sweeps.theory` -- the rate checks of Theorems 1-3;
+* :mod:`~bisls_core.sweeps.hyperrep` -- Figures 3, 7, 8, 11-15 and 18 (hyper-representation);
+* :mod:`~bisls_core.sweeps.distillation` -- Figures 6, 9, 16 and 19 (data distillation);
+* :mod:`~bisls_core.sweeps.parameter_free` -- the page beyond the paper (oracle budgets).
+
+Every notebook starts with :func:`start` (the five parameters it shares with every
+other page) and then takes its sizes from one ``sizes`` function of these modules,
+which checks the sizes against each other (:func:`at_most`, :func:`at_least`): a
+parameter that cannot work is a ``ValueError`` naming it before anything runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["at_least", "at_most", "start"]
+
+
+def start(scale: str, device: str, n_runs: int | None, seed: int, recompute: bool) -> dict[str, Any]:
+    """The first call of every notebook.
+
+    Checks the five parameters every page has
+    (:func:`bisls_core.experiments.check_params`: one clear error naming the
+    parameter), runs torch on one thread (the results cache was computed so:
+    the runs are deterministic and bit for bit reproducible on a CPU), and
+    returns the keyword arguments that :func:`~bisls_core.experiments.run_grid`
+    and the ``tune`` functions of this package take:
+    ``dict(scale=..., seed=..., device=..., recompute=...)``.
+    """
+    import torch
+
+    from ..experiments import check_params
+
+    torch.set_num_threads(1)
+    check_params(scale, device, n_runs, seed, recompute)
+    return dict(scale=scale, seed=seed, device=device, recompute=recompute)
+
+
+def at_most(sizes: Mapping[str, Any], name: str, other: str | int, why: str) -> None:
+    """``ValueError`` naming both sides unless ``sizes[name] <= sizes[other]``
+    (``other`` a size's name) or ``sizes[name] <= other`` (a number).
+
+    >>> at_most({"batch": 500, "n_train": 200}, "batch", "n_train",
+    ...         "a batch is drawn from the n_train training digits")
+    Traceback (most recent call last):
+    ...
+    ValueError: batch = 500 is larger than n_train = 200: a batch is drawn from the n_train training digits
+    """
+    limit = sizes[other] if isinstance(other, str) else other
+    if sizes[name] > limit:
+        side = f"{other} = {limit}" if isinstance(other, str) else f"{limit:,}"
+        raise ValueError(f"{name} = {sizes[name]} is larger than {side}: {why}")
+
+
+def at_least(sizes: Mapping[str, Any], name: str, minimum: int, why: str) -> None:
+    """``ValueError`` naming ``name`` unless ``sizes[name] >= minimum``."""
+    if sizes[name] < minimum:
+        raise ValueError(f"{name} = {sizes[name]} is too small: {why}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..problems.hyperrep import make
+from . import at_most
 
 __all__ = [
     "BISLS_BASE", "PRESETS", "bisls", "config", "delta_labels", "delta_report",
@@ -101,6 +102,17 @@ def sizes(scale: str, **overrides) -> dict:
     out = scaled(scale, PRESETS, **overrides)
     if overrides.get("n_runs") is not None:
         out["n_sweep"] = out["n_runs"]
+    at_most(out, "batch", "n_train", "each lower-level batch is drawn from the n_train "
+            "training digits; lower batch or raise n_train")
+    at_most(out, "batch", "n_val", "each upper-level batch is drawn from the n_val "
+            "validation digits; lower batch or raise n_val")
+    if overrides.get("n_train") is not None or overrides.get("n_val") is not None:
+        from ..data import load_mnist
+
+        digits = load_mnist(train=True).n
+        if out["n_train"] + out["n_val"] > digits:
+            raise ValueError(f"n_train + n_val = {out['n_train']} + {out['n_val']} is larger than "
+                             f"the {digits:,} training digits available (both sets are drawn from them)")
     return out
 
 
@@ -191,7 +203,7 @@ def tuning_table(sz: dict, method: str, grid) -> str:
 # --------------------------------------------------------------------------- the delta sweeps
 def delta_labels(methods, deltas) -> dict[str, list[str]]:
     """Legend labels of a sweep over the slack delta of condition (14), per method."""
-    return {m: [f"{m}, δ = {d:g}" for d in deltas] for m in methods}
+    return {m: [f"{m}, {v}" for v in delta_variants(deltas)] for m in methods}
 
 
 def delta_sweep_configs(sz: dict, methods, deltas, **reset) -> dict[str, dict]:
@@ -211,13 +223,12 @@ def delta_report(grid, sz: dict, methods, deltas, *, notebook: str, scale: str,
     from .. import experiments
 
     labels = delta_labels(methods, deltas)
-    fin = {lab: experiments.final_values(rec, "val_loss") for lab, rec in grid.items()}
+    fin, mean = finals(grid)
     for label, rec in grid.items():
         ok = rec["upper_failures"] == 0
         step = np.median(rec["alpha"][ok]) if ok.any() else np.nan
         print(f"{label:24s} final val loss {experiments.summarize(fin[label], 3):14s} failed searches "
               f"{np.mean(~ok):4.0%}  median step {step:8.2g}  rounds {np.mean(rec['upper_rounds']):5.1f}")
-    mean = {lab: float(np.mean(v)) if np.isfinite(v).all() else np.inf for lab, v in fin.items()}
     alike = {m: experiments.similar([fin[lab] for lab in labels[m]]) for m in methods}
     verdict = ("held" if all(v[0] for v in alike.values()) else
                "partly" if any(v[0] for v in alike.values()) else "not held")
@@ -245,3 +256,84 @@ def delta_report(grid, sz: dict, methods, deltas, *, notebook: str, scale: str,
     for line in lines:
         print(line)
     return lines
+
+
+# ------------------------------------------------------------------ runs and figures of the pages
+def run(configs: dict[str, dict], *, n_runs: int, scale: str, seed: int = 0, device: str = "auto",
+        recompute: bool = False):
+    """Run labelled configurations of :func:`config` through the cache ``"hyperrep"``
+    (:func:`bisls_core.experiments.run_unique`: a configuration named by two labels runs
+    once). The keyword arguments are those :func:`bisls_core.sweeps.start` returns."""
+    from ..bilevel import run_config
+    from ..experiments import run_unique
+
+    return run_unique(run_config, configs, name="hyperrep", scale=scale, n_runs=n_runs,
+                      seed=seed, device=device, recompute=recompute)
+
+
+def variant_figure(grid, sz: dict, methods, variants):
+    """One panel per method (BiSLS-SGD, BiSLS-Adam), one curve per variant: the validation
+    loss of ``grid[f"{method}, {variant}"]`` (mean ± std over runs), as in Figures 11, 12,
+    14 and 15. Returns the figure (see :func:`bisls_core.plotting.publish`)."""
+    from .. import plotting
+    from ..experiments import curve
+
+    fig, axes = plotting.new_figure(ncols=2, width=4.2)
+    for ax, m in zip(axes, methods):
+        for i, variant in enumerate(variants):
+            x, y = curve(grid[f"{m}, {variant}"], "val_loss", sz["eval_every"])
+            plotting.plot_runs(ax, y, variant, x=x, i=i)
+        ax.set(title=m, xlabel="upper-level iteration $k$", ylabel="validation loss $F(w^k)$")
+        ax.legend()
+    return fig
+
+
+def finals(grid) -> tuple[dict, dict]:
+    """Per label, the final validation losses of the runs
+    (:func:`bisls_core.experiments.final_values`) and their mean (``inf`` when a run
+    diverged, so that a diverged configuration never looks best)."""
+    from ..experiments import final_values
+
+    fin = {lab: final_values(rec, "val_loss") for lab, rec in grid.items()}
+    mean = {lab: float(np.mean(v)) if np.isfinite(v).all() else np.inf for lab, v in fin.items()}
+    return fin, mean
+
+
+def ablation_configs(sz: dict, tuned: dict[str, dict]) -> dict[str, dict]:
+    """The four ablations of Figure 8a for each direction, labelled ``"<SGD|Adam>: <ablation>"``:
+    ``both`` is BiSLS; ``upper only`` is BiSLS with the lower step fixed at the tuned
+    :math:`\\beta` of the same direction; ``lower only`` is SGD/Adam with the tuned
+    :math:`\\alpha` and the Armijo lower search (option 1 from :data:`BISLS_BASE`'s
+    :math:`\\beta_{b,0}`); ``neither`` is the tuned configuration itself (``tuned`` maps
+    ``"SGD"``/``"Adam"`` to the configuration :func:`tune` returns)."""
+    out = {}
+    for d, m in (("SGD", "BiSLS-SGD"), ("Adam", "BiSLS-Adam")):
+        out |= {f"{d}: both": bisls(sz, m),
+                f"{d}: upper only": bisls(sz, m, lower="fixed", beta=tuned[d]["beta"]),
+                f"{d}: lower only": config(sz, d, alpha=tuned[d]["alpha"], lower="armijo",
+                                           beta=BISLS_BASE["beta"], reset_lower="reset"),
+                f"{d}: neither": tuned[d]}
+    return out
+
+
+def search_rounds(rec, key: str, failures: str | None = None) -> tuple[float, float, float]:
+    """Rounds of a search per iteration (``key``: ``"upper_rounds"``/``"lower_rounds"``):
+    the mean over every search, and the mean and std over the searches that succeeded
+    (``failures``: the record's failure counts; every search when ``None``)."""
+    v = np.asarray(rec[key], float)
+    ok = np.ones(v.shape, bool) if failures is None else np.asarray(rec[failures]) == 0
+    return v.mean(), v[ok].mean() if ok.any() else np.nan, v[ok].std() if ok.any() else np.nan
+
+
+def delta_sweep(sz: dict, methods, deltas, reset: dict, **opts):
+    """Run :func:`delta_sweep_configs` (``sz["n_sweep"]`` runs each) through :func:`run`."""
+    return run(delta_sweep_configs(sz, methods, deltas, **reset), n_runs=sz["n_sweep"], **opts)
+
+
+def delta_variants(deltas) -> list[str]:
+    """The legend names of a delta sweep in :func:`variant_figure` (``"δ = 0.001"``)."""
+    return [f"δ = {d:g}" for d in deltas]
+
+
+__all__ += ["ablation_configs", "delta_sweep", "delta_variants", "finals", "run", "search_rounds",
+            "variant_figure"]
