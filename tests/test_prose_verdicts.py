@@ -1,0 +1,184 @@
+"""The prose of the book states each claim's verdict exactly as the claim records do.
+
+A page that discusses a claim of the paper marks it with the claim's id (the key
+that ``bisls_core.experiments.record_claim`` wrote under ``results/<scale>/claims/``)
+in a link whose text is our verdict, in the page's language:
+
+    [partly](../scorecard.md "claim-fig07-bisls-beats-tuned")   the scorecard page
+    [partly](#claim-fig07-bisls-beats-tuned)                    the row's label
+    {ref}`partly <claim-fig07-bisls-beats-tuned>`               the same, as a role
+
+and it gives the counts of the scorecard's summary as
+
+    [17 held, 10 partly, 5 not held, 0 inconclusive (of 32)](scorecard.md "claim-counts")
+
+The records are read through ``scripts/scorecard.py`` (the rows the scorecard
+shows: the largest scale present for each notebook). Changing a record's verdict,
+or the set of claims, fails here until the prose says the same; the message names
+the page, the claim and the word to write.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bisls_core.verdicts import VERDICTS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: The verdict words of each edition (the link text of a marker).
+WORDS = {
+    "en": {"held": "held", "partly": "partly", "not held": "not held",
+           "inconclusive": "inconclusive"},
+    "fr": {"held": "vérifiée", "partly": "en partie", "not held": "non vérifiée",
+           "inconclusive": "non tranchée"},
+}
+#: How the counts marker names each verdict (plural in French), and "of".
+COUNT_WORDS = {
+    "en": ({"held": "held", "partly": "partly", "not held": "not held",
+            "inconclusive": "inconclusive"}, "of"),
+    "fr": ({"held": "vérifiées", "partly": "en partie", "not held": "non vérifiées",
+            "inconclusive": "non tranchées"}, "sur"),
+}
+
+_ID = r"[A-Za-z0-9_.-]+"
+MARKERS = [
+    re.compile(r"\[(?P<text>[^\]\n]+)\]\((?:\.\./)*scorecard\.md\s+\"claim-(?P<id>" + _ID + r")\"\)"),
+    re.compile(r"\[(?P<text>[^\]\n]+)\]\(#claim-(?P<id>" + _ID + r")\)"),
+    re.compile(r"\{ref\}`(?P<text>[^<`\n]+?)\s*<claim-(?P<id>" + _ID + r")>`"),
+]
+#: Any mention of a claim label, parsed or not (a malformed marker must not pass silently).
+ANY_LABEL = re.compile(r"claim-" + _ID)
+
+
+def _pages() -> list[tuple[Path, str]]:
+    pages = [(ROOT / "book" / "index.md", "en")]
+    pages += [(p, "en") for p in sorted((ROOT / "book" / "en").glob("*.md"))]
+    pages += [(p, "fr") for p in sorted((ROOT / "book" / "fr").glob("*.md"))]
+    return pages
+
+
+PAGES = _pages()
+
+
+def _scorecard():
+    spec = importlib.util.spec_from_file_location("scorecard", ROOT / "scripts" / "scorecard.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def load_records() -> dict[str, dict]:
+    """``claim_id -> record`` (with its ``notebook``), as the scorecard shows them."""
+    records: dict[str, dict] = {}
+    for notebook, (_scale, claims) in _scorecard().collect().items():
+        for cid, entry in claims.items():
+            records[cid] = {**entry, "notebook": notebook}
+    return records
+
+
+def is_beyond(record: dict) -> bool:
+    """A check of a question the paper does not ask (not counted in the summary)."""
+    return record["notebook"].startswith("beyond")
+
+
+def markers(text: str) -> list[tuple[str, str]]:
+    """``(claim_id, verdict text)`` of every marker on a page, in order."""
+    found = []
+    for pattern in MARKERS:
+        found += [(m.start(), m["id"], m["text"].strip()) for m in pattern.finditer(text)]
+    return [(cid, word) for _, cid, word in sorted(found)]
+
+
+def counts_text(records: dict[str, dict], lang: str) -> str:
+    words, of = COUNT_WORDS[lang]
+    paper = [r["verdict"] for r in records.values() if not is_beyond(r)]
+    n = Counter(paper)
+    return ", ".join(f"{n[v]} {words[v]}" for v in VERDICTS) + f" ({of} {len(paper)})"
+
+
+def mismatches(text: str, lang: str, records: dict[str, dict]) -> list[str]:
+    """What a page says differently from the records (empty when they agree)."""
+    out = []
+    for cid, word in markers(text):
+        if cid == "counts":
+            want = counts_text(records, lang)
+            if word != want:
+                out.append(f"the counts read {word!r}; the records give {want!r}")
+            continue
+        if cid not in records:
+            out.append(f"{cid}: no such claim in the records (renamed or removed?)")
+            continue
+        want = WORDS[lang][records[cid]["verdict"]]
+        if word != want:
+            out.append(f"{cid}: the page says {word!r}, the record says {want!r} "
+                       f"({records[cid]['verdict']}); update the word and the sentence around it")
+    return out
+
+
+@pytest.fixture(scope="module")
+def records() -> dict[str, dict]:
+    recs = load_records()
+    assert recs, "no claim records: run `make results`"
+    return recs
+
+
+def test_every_verdict_has_a_word_in_each_edition():
+    for lang in WORDS:
+        assert set(WORDS[lang]) == set(VERDICTS), lang
+        assert set(COUNT_WORDS[lang][0]) == set(VERDICTS), lang
+
+
+@pytest.mark.parametrize("page,lang", PAGES, ids=lambda p: getattr(p, "stem", p))
+def test_page_states_the_recorded_verdicts(page, lang, records):
+    text = page.read_text()
+    problems = mismatches(text, lang, records)
+    assert not problems, f"{page.relative_to(ROOT)}:\n  " + "\n  ".join(problems)
+    # every claim label on the page is a well-formed marker
+    labels = [m.group(0) for m in ANY_LABEL.finditer(text)]
+    assert len(labels) == len(markers(text)), (
+        f"{page.relative_to(ROOT)}: a claim label outside the marker syntax "
+        f"(see this test's docstring): {labels}")
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_each_edition_gives_every_claim_its_verdict(lang, records):
+    marked = {cid for page, lg in PAGES if lg == lang for cid, _ in markers(page.read_text())}
+    missing = sorted(set(records) - marked)
+    assert not missing, (f"the {lang} edition never states the verdict of {missing}: "
+                         "discuss each claim (attributed to the paper) with its marker")
+
+
+def test_landing_page_gives_the_counts_and_names_every_claim_not_held(records):
+    found = dict(markers((ROOT / "book" / "index.md").read_text()))
+    assert "counts" in found, "book/index.md gives no counts marker"
+    not_held = sorted(cid for cid, r in records.items()
+                      if r["verdict"] == "not held" and not is_beyond(r))
+    missing = [cid for cid in not_held if cid not in found]
+    assert not missing, f"book/index.md does not name these claims that did not hold: {missing}"
+
+
+def test_a_verdict_changed_by_hand_is_caught(records):
+    """The check itself: flip one record's verdict, and the pages that state it fail."""
+    page, lang = next((p, lg) for p, lg in PAGES
+                      if any(cid != "counts" for cid, _ in markers(p.read_text())))
+    text = page.read_text()
+    assert mismatches(text, lang, records) == []
+    cid = next(cid for cid, _ in markers(text) if cid != "counts")
+    for other in VERDICTS:
+        if other == records[cid]["verdict"]:
+            continue
+        flipped = copy.deepcopy(records)
+        flipped[cid]["verdict"] = other
+        assert any(m.startswith(cid) for m in mismatches(text, lang, flipped)), (cid, other)
+    index = (ROOT / "book" / "index.md").read_text()
+    flipped = copy.deepcopy(records)
+    flipped[cid]["verdict"] = next(v for v in VERDICTS if v != records[cid]["verdict"])
+    assert any(m.startswith("the counts") for m in mismatches(index, "en", flipped)) \
+        or is_beyond(records[cid])
