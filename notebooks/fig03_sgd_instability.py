@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -papermill,-execution,-ExecuteTime
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -49,17 +50,12 @@ batch = None
 n_train = None
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
-import torch
-from myst_nb import glue
 
-from bisls_core import experiments, plotting
-from bisls_core.bilevel import run_config
+from bisls_core import experiments, plotting, sweeps
 from bisls_core.sweeps import hyperrep
 
-torch.set_num_threads(1)
-experiments.check_params(scale, device, n_runs, seed, recompute)
+opts = sweeps.start(scale, device, n_runs, seed, recompute)
 sz = hyperrep.sizes(scale, K=K, T=T, batch=batch, n_train=n_train, n_runs=n_runs)
 {k: sz[k] for k in ("n_train", "n_val", "batch", "T", "cg", "K", "n_runs")}
 
@@ -72,9 +68,7 @@ BETAS = (0.01, 0.1, 1.0, 10.0, 20.0)
 ALPHAS = (0.005, 0.01, 0.05, 0.1, 0.5)
 left = {f"β = {b:g}": hyperrep.config(sz, "SGD", alpha=0.005, beta=b) for b in BETAS}
 right = {f"α = {a:g}": hyperrep.config(sz, "SGD", alpha=a, beta=0.01) for a in ALPHAS}
-grid = experiments.run_unique(run_config, {**left, **right}, name="hyperrep", scale=scale,
-                              n_runs=sz["n_runs"], seed=seed, device=device,
-                              recompute=recompute)
+grid = hyperrep.run({**left, **right}, n_runs=sz["n_runs"], **opts)
 
 # %% [markdown]
 # Mean ± std over runs of the validation loss (full validation set, every
@@ -94,9 +88,7 @@ for ax, panel in zip(axes, (left, right)):
     ax.legend()
 axes[0].set_title("$\\alpha = 0.005$", fontsize=10)
 axes[1].set_title("$\\beta = 0.01$", fontsize=10)
-plotting.save(fig, "fig03_sgd_instability")
-glue("fig03_sgd_instability", fig, display=False)
-plt.close(fig)
+plotting.publish(fig, "fig03_sgd_instability")
 
 # %% [markdown]
 # ```{glue:figure} fig03_sgd_instability

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -papermill,-execution,-ExecuteTime
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -54,20 +55,13 @@ batch = None
 n_train = None
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
-import torch
-from myst_nb import glue
 
-from bisls_core import experiments, plotting
-from bisls_core.bilevel import run_config
+from bisls_core import experiments, plotting, sweeps
 from bisls_core.sweeps import hyperrep
 
-torch.set_num_threads(1)
-experiments.check_params(scale, device, n_runs, seed, recompute)
+opts = sweeps.start(scale, device, n_runs, seed, recompute)
 sz = hyperrep.sizes(scale, K=K, T=T, batch=batch, n_train=n_train, n_runs=n_runs)
-opts = dict(scale=scale, seed=seed, device=device, recompute=recompute)
-run = dict(name="hyperrep", **opts)
 {k: sz[k] for k in ("n_train", "n_val", "batch", "T", "cg", "K", "w", "max_rounds", "n_runs")}
 
 # %% [markdown]
@@ -88,10 +82,10 @@ print(f"tuned pairs: {won_sgd}; {won_adam}")
 # %%
 main = {"BiSLS-SGD": hyperrep.bisls(sz, "BiSLS-SGD"), "BiSLS-Adam": hyperrep.bisls(sz, "BiSLS-Adam"),
         "SGD": cfg_sgd, "Adam": cfg_adam}
-grid = experiments.run_unique(run_config, main, n_runs=sz["n_runs"], **run)
+grid = hyperrep.run(main, n_runs=sz["n_runs"], **opts)
 starts = {f"α_b0 = {a:g}": hyperrep.bisls(sz, alpha=a) for a in sz["alpha_starts"]}
 starts |= {f"β_b0 = {b:g}": hyperrep.bisls(sz, beta=b) for b in sz["beta_starts"]}
-sweep = experiments.run_unique(run_config, starts, n_runs=sz["n_sweep"], **run)
+sweep = hyperrep.run(starts, n_runs=sz["n_sweep"], **opts)
 
 # %% [markdown]
 # In (b) a line joins the steps of the searches that succeeded (first run); a tick at the
@@ -115,9 +109,7 @@ axes[0].set(xlabel="upper-level iteration $k$", ylabel="validation loss $F(w^k)$
 axes[1].set(xlabel="iteration $k$", ylabel="upper step $\\alpha_k$", yscale="log")
 axes[2].set(xlabel="iteration $k$", ylabel="lower step $\\beta_k$", yscale="log")
 [ax.legend() for ax in axes]
-plotting.save(fig, "fig07_bisls_vs_tuned")
-glue("fig07_bisls_vs_tuned", fig, display=False)
-plt.close(fig)
+plotting.publish(fig, "fig07_bisls_vs_tuned")
 
 # %% [markdown]
 # ```{glue:figure} fig07_bisls_vs_tuned
@@ -136,7 +128,7 @@ plt.close(fig)
 # of failed upper searches.
 
 # %%
-fin = {lab: experiments.final_values(rec, "val_loss") for lab, rec in grid.items()}
+fin, m = hyperrep.finals(grid)
 for label, rec in grid.items():
     print(f"{label:11s} final val loss {experiments.summarize(fin[label], 3):18s} val acc "
           f"{experiments.summarize(experiments.final_values(rec, 'val_acc'), 3):18s} "
@@ -153,7 +145,6 @@ for label, rec in sweep.items():
           f"searches {np.nanmean(rec['upper_failures']):.0%}")
 
 # %%
-m = {lab: float(np.mean(v)) if np.isfinite(v).all() else np.inf for lab, v in fin.items()}
 show = {lab: experiments.mean_text(v) for lab, v in fin.items()}
 best_tuned = min(m["SGD"], m["Adam"])
 fail = float(np.mean(grid["BiSLS-Adam"]["upper_failures"]))
@@ -170,6 +161,12 @@ print(experiments.record_claim(
          f"alpha_b0 is {decades:.1f} decades above tuned Adam's alpha",
     why="" if verdict == "held" else f"BiSLS-Adam's upper search failed in {fail:.0%} of the "
     "iterations (delta = 0), where it takes a negligible step"))
+
+# %% [markdown]
+# Panels (b)-(c): how far apart the starting points end, and whether the early steps are
+# large and then decay.
+
+# %%
 finals = [experiments.final_values(rec, "val_loss") for rec in sweep.values()]
 stable = bool(np.isfinite(np.concatenate(finals)).all())
 spread = experiments.similar(finals)[1]

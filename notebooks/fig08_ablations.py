@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -papermill,-execution,-ExecuteTime
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -49,20 +50,13 @@ batch = None
 n_train = None
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
-import torch
-from myst_nb import glue
 
-from bisls_core import experiments, plotting
-from bisls_core.bilevel import run_config
+from bisls_core import experiments, plotting, sweeps
 from bisls_core.sweeps import hyperrep
 
-torch.set_num_threads(1)
-experiments.check_params(scale, device, n_runs, seed, recompute)
+opts = sweeps.start(scale, device, n_runs, seed, recompute)
 sz = hyperrep.sizes(scale, K=K, T=T, batch=batch, n_train=n_train, n_runs=n_runs)
-opts = dict(scale=scale, seed=seed, device=device, recompute=recompute)
-run = dict(name="hyperrep", **opts)
 {k: sz[k] for k in ("n_train", "n_val", "batch", "T", "cg", "K", "w", "max_rounds", "n_runs", "n_sweep")}
 
 # %% [markdown]
@@ -75,19 +69,12 @@ print({d: (c["alpha"], c["beta"]) for d, c in tuned.items()})
 # %%
 DIRS = {"SGD": "BiSLS-SGD", "Adam": "BiSLS-Adam"}
 ABLATIONS = ("both", "upper only", "lower only", "neither")
-ablation = {}
-for d, m in DIRS.items():  # build the configurations of panel (a)
-    ablation |= {f"{d}: both": hyperrep.bisls(sz, m),
-                 f"{d}: upper only": hyperrep.bisls(sz, m, lower="fixed", beta=tuned[d]["beta"]),
-                 f"{d}: lower only": hyperrep.config(sz, d, alpha=tuned[d]["alpha"], lower="armijo",
-                                                     beta=hyperrep.BISLS_BASE["beta"], reset_lower="reset"),
-                 f"{d}: neither": tuned[d]}
-g_abl = experiments.run_unique(run_config, ablation, n_runs=sz["n_runs"], **run)
+g_abl = hyperrep.run(hyperrep.ablation_configs(sz, tuned), n_runs=sz["n_runs"], **opts)
 starts = {f"{m}, α_b0 = {a:g}": hyperrep.bisls(sz, m, alpha=float(a)) for m in DIRS.values()
           for a in sz["alpha_starts"]}
 starts |= {f"{m}, β_b0 = {b:g}": hyperrep.bisls(sz, m, beta=float(b)) for m in DIRS.values()
            for b in sz["beta_starts"]}
-g_st = experiments.run_unique(run_config, starts, n_runs=sz["n_sweep"], **run)
+g_st = hyperrep.run(starts, n_runs=sz["n_sweep"], **opts)
 
 # %% [markdown]
 # Solid lines: Adam direction; dashed: SGD direction. In (c)-(d) the colour is the starting
@@ -117,9 +104,7 @@ for ax, name in zip(axes, ("(a) where to search", "(b) generalisation", "(c) $\\
     ax.set(title=name, xlabel="upper-level iteration $k$", ylabel="validation loss $F(w^k)$")
     ax.legend(fontsize=6)
 axes[1].set(ylabel="validation accuracy")
-plotting.save(fig, "fig08_ablations")
-glue("fig08_ablations", fig, display=False)
-plt.close(fig)
+plotting.publish(fig, "fig08_ablations")
 
 # %% [markdown]
 # ```{glue:figure} fig08_ablations
@@ -167,6 +152,8 @@ print(experiments.record_claim(
                    for d in DIRS),
     why="" if all(ess.values()) else f"failed upper searches (delta = 0: {fail:.0%} of the BiSLS "
     "iterations) leave the upper level behind a tuned fixed step"))
+
+# %%
 acc = {lab: experiments.final_values(rec, "test_acc") for lab, rec in g_abl.items()}
 gen = {d: np.nanmean(acc[f"{d}: both"]) >= np.nanmean(acc[f"{d}: neither"]) for d in DIRS}
 print(experiments.record_claim(
@@ -176,6 +163,8 @@ print(experiments.record_claim(
           "methods')", paper="qualitative (Figure 8b)",
     ours="; ".join(f"test acc {DIRS[d]} {experiments.mean_text(acc[f'{d}: both'], '.3f')} vs tuned "
                    f"{d} {experiments.mean_text(acc[f'{d}: neither'], '.3f')}" for d in DIRS)))
+
+# %%
 worst = max(spread, key=lambda key: spread[key][1])
 rob = spread[worst][1]
 print(experiments.record_claim(

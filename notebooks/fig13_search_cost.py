@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -papermill,-execution,-ExecuteTime
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -52,19 +53,13 @@ batch = None
 n_train = None
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
-import torch
-from myst_nb import glue
 
-from bisls_core import experiments, plotting
-from bisls_core.bilevel import run_config
+from bisls_core import experiments, plotting, sweeps
 from bisls_core.sweeps import hyperrep
 
-torch.set_num_threads(1)
-experiments.check_params(scale, device, n_runs, seed, recompute)
+opts = sweeps.start(scale, device, n_runs, seed, recompute)
 sz = hyperrep.sizes(scale, K=K, T=T, batch=batch, n_train=n_train, n_runs=n_runs)
-run = dict(name="hyperrep", scale=scale, seed=seed, device=device, recompute=recompute)
 {k: sz[k] for k in ("n_train", "n_val", "batch", "T", "cg", "K", "w", "max_rounds", "n_runs", "n_sweep")}
 
 # %%
@@ -74,8 +69,8 @@ upper |= {f"{m} η={e:g}": hyperrep.bisls(sz, m, reset_upper="keep") if e == 1 e
           hyperrep.bisls(sz, m, reset_upper="grow", eta=float(e)) for m in METHODS for e in sz["etas"]}
 lower = {f"{m} β_b0={b:g}": hyperrep.bisls(sz, m, beta=float(b))
          for m in METHODS for b in sz["beta_starts"]}
-g_up = experiments.run_unique(run_config, upper, n_runs=sz["n_runs"], **run)
-g_low = experiments.run_unique(run_config, lower, n_runs=sz["n_sweep"], **run)
+g_up = hyperrep.run(upper, n_runs=sz["n_runs"], **opts)
+g_low = hyperrep.run(lower, n_runs=sz["n_sweep"], **opts)
 
 # %% [markdown]
 # Rounds per iteration, mean over all iterations of all runs: solid lines count every search,
@@ -83,12 +78,7 @@ g_low = experiments.run_unique(run_config, lower, n_runs=sz["n_sweep"], **run)
 # whole budget whatever the option. Dotted horizontal lines: option 1.
 
 # %%
-def rounds(rec, key, failures=None):
-    v = np.asarray(rec[key], float)
-    ok = np.ones(v.shape, bool) if failures is None else np.asarray(rec[failures]) == 0
-    return v.mean(), v[ok].mean() if ok.any() else np.nan, v[ok].std() if ok.any() else np.nan
-
-
+rounds = hyperrep.search_rounds
 fig, axes = plotting.new_figure(ncols=2, width=4.2)
 for i, m in enumerate(METHODS):
     c = plotting.color(m)
@@ -105,9 +95,7 @@ axes[0].set(xscale="log", xlabel="$\\eta$ (option 3; $\\eta = 1$: option 2)",
             ylabel="upper-level rounds per iteration")
 axes[1].set(xscale="log", xlabel="$\\beta_{b,0}$ (option 1)", ylabel="lower-level rounds per step")
 [ax.legend() for ax in axes]
-plotting.save(fig, "fig13_search_cost")
-glue("fig13_search_cost", fig, display=False)
-plt.close(fig)
+plotting.publish(fig, "fig13_search_cost")
 
 # %% [markdown]
 # ```{glue:figure} fig13_search_cost
@@ -131,6 +119,8 @@ per_decade = np.log10(1 / sz["w"])
 paper_decade = np.log10(1 / 0.9)
 print(f"backtracking factor w = {sz['w']}, budget {sz['max_rounds']} rounds; 1 round = "
       f"{per_decade:.3f} decades (the paper's counts are read at w = 0.9: 1 round = {paper_decade:.3f})")
+
+# %%
 rows = {"option 1": ("option 1", {"BiSLS-SGD": 89, "BiSLS-Adam": 115}),
         "option 2": ("η=1", {"BiSLS-SGD": 4, "BiSLS-Adam": 4}),
         "option 3, η = 2": ("η=2", {"BiSLS-SGD": 9, "BiSLS-Adam": 9})}
@@ -170,6 +160,8 @@ print(experiments.record_claim(
     why="" if every else "about half of the searches fail (delta = 0) and a failure costs the "
     "whole budget whatever the option; the ordering holds for the searches that succeed"
     if success else "the ordering fails even among successful searches"))
+
+# %%
 low_ok = all(cost[m, "lower"] <= 1.5 for m in METHODS)
 print(experiments.record_claim(
     "fig13_search_cost", "fig13-lower-one-round", scale=scale,
