@@ -22,7 +22,7 @@
 # $[\alpha_{b,0}/(10\sqrt{k+1}),\ \alpha_{b,0}/\sqrt{k+1}]$; decaying-step SGD takes the
 # upper bound $\alpha_{b,0}/\sqrt{k+1}$ itself. Both use the same $\alpha_{b,0}$ and a fixed
 # lower step $10^{-4}$, with the hypergradient from the identity in place of the inverse
-# Hessian (a) or from a Neumann series (b). The paper's claim (Section 3): BiSPS performs
+# Hessian (a) or from a Neumann series (b). The paper's claim (Section 2): BiSPS performs
 # better than decaying-step SGD, with less variation across the values of $\alpha_{b,0}$.
 #
 # ```{admonition} Note on the paper's text and our choices
@@ -45,16 +45,11 @@ n_real = None
 
 # %%
 import numpy as np
-import matplotlib.pyplot as plt
-import torch
-from myst_nb import glue
 
-from bisls_core import experiments, plotting
-from bisls_core.bilevel import run_config
+from bisls_core import experiments, plotting, sweeps
 from bisls_core.sweeps import distillation
 
-torch.set_num_threads(1)
-experiments.check_params(scale, device, n_runs, seed, recompute)
+opts = sweeps.start(scale, device, n_runs, seed, recompute)
 sz = distillation.sizes(scale, K=K, n_real=n_real, n_runs=n_runs)
 {k: sz[k] for k in ("n_real", "K", "T", "bisps_alphas", "n_runs")}
 
@@ -66,10 +61,8 @@ HYPERGRADS = ("identity", "neumann")
 METHODS = ("BiSPS", "decaying-step SGD")
 configs = {(hg, m, a): distillation.config(sz, m, hypergrad=hg, alpha=a)
            for hg in HYPERGRADS for m in METHODS for a in sz["bisps_alphas"]}
-grid = experiments.run_grid(run_config, {f"{m} α_b0={a:g} ({hg})": c for (hg, m, a), c in configs.items()},
-                            name="distillation", scale=scale, n_runs=sz["n_runs"], seed=seed,
-                            device=device, recompute=recompute)
-rec = {key: grid[f"{key[1]} α_b0={key[2]:g} ({key[0]})"] for key in configs}
+rec = distillation.run(configs, n_runs=sz["n_runs"],
+                       label=lambda key: f"{key[1]} α_b0={key[2]:g} ({key[0]})", **opts)
 
 # %% [markdown]
 # Mean ± std of the validation loss over runs; one colour per method, one line style per
@@ -85,9 +78,7 @@ for (hg, m, a), r in rec.items():
 for ax, title in zip(axes, ("(a) identity", "(b) Neumann series")):
     ax.set(xlabel="upper-level iteration $k$", ylabel="validation loss", title=title, ylim=(1.2, 2.5))
 axes[0].legend()
-plotting.save(fig, "fig06_bisps_vs_decaying")
-glue("fig06_bisps_vs_decaying", fig, display=False)
-plt.close(fig)
+plotting.publish(fig, "fig06_bisps_vs_decaying")
 
 # %% [markdown]
 # ```{glue:figure} fig06_bisps_vs_decaying
@@ -112,39 +103,22 @@ plt.close(fig)
 
 # %%
 fin = {key: distillation.tail_values(r) for key, r in rec.items()}
-k = np.arange(1, sz["K"] + 1)
 for (hg, m, a), r in rec.items():
-    below = np.mean(r["alpha"] < a / np.sqrt(k) * (1 - 1e-9)) if m == "BiSPS" else np.nan
+    below = distillation.below_bound(r, a) if m == "BiSPS" else np.nan
     print(f"[{hg:8s}] {m:17s} α_b0={a:<6g} final val loss {experiments.summarize(fin[(hg, m, a)], 3):18s}"
           + (f" Polyak step below the bound in {below:.0%} of iterations" if m == "BiSPS" else ""))
 
 # %%
-def show(v):
-    ok = v[np.isfinite(v)]
-    return (f"{ok.mean():.3f}" if ok.size else "failed") + (f" ({v.size - ok.size}/{v.size} failed)"
-                                                           if 0 < v.size - ok.size < v.size else "")
-
-
 failed = {key: np.where(v <= np.log(10), v, np.nan) for key, v in fin.items()}  # worse than the zero model
 for hg in HYPERGRADS:
-    vs = {a: distillation.compare(failed[(hg, "BiSPS", a)], failed[(hg, "decaying-step SGD", a)])
-          for a in sz["bisps_alphas"]}
-    worse, better = [a for a, c in vs.items() if c > 0], [a for a, c in vs.items() if c < 0]
-    n_div = {m: sum(int(np.sum(~np.isfinite(failed[(hg, m, a)]))) for a in sz["bisps_alphas"]) for m in METHODS}
-    stable = [a for a in sz["bisps_alphas"] if all(np.isfinite(failed[(hg, m, a)]).all() for m in METHODS)]
-    spread = {m: np.ptp([np.mean(failed[(hg, m, a)]) for a in stable]) if stable else np.nan for m in METHODS}
-    steadier = bool(n_div["BiSPS"] < n_div["decaying-step SGD"] or (
-        n_div["BiSPS"] == n_div["decaying-step SGD"] and spread["BiSPS"] < spread["decaying-step SGD"]))
-    verdict = "held" if not worse and better and steadier else "partly" if better or steadier else "not held"
+    judged = distillation.judge_steadier(failed, hg, sz["bisps_alphas"], METHODS)
+    spread, show = judged["spread"], distillation.loss_text
     print(experiments.record_claim(
-        "fig06_bisps_vs_decaying", f"fig06-bisps-vs-decaying-{hg}", scale=scale, verdict=verdict,
+        "fig06_bisps_vs_decaying", f"fig06-bisps-vs-decaying-{hg}", scale=scale, verdict=judged["verdict"],
         claim=f"Data distillation ({hg} hypergradient): BiSPS performs better than decaying-step SGD, "
               "with less variation across alpha_b0", paper=f"qualitative (Figure 6{'ab'[HYPERGRADS.index(hg)]})",
         ours="final val loss BiSPS / decaying SGD: " + ", ".join(
             f"alpha_b0={a:g}: {show(failed[(hg, 'BiSPS', a)])} / {show(failed[(hg, 'decaying-step SGD', a)])}"
             for a in sz["bisps_alphas"]) + f"; spread across the alpha_b0 where no run failed "
             f"{spread['BiSPS']:.3f} / {spread['decaying-step SGD']:.3f}",
-        why="" if verdict == "held" else "; ".join(w for w, bad in (
-            (f"BiSPS is worse at alpha_b0 = {worse}", bool(worse)),
-            ("BiSPS is not better at any alpha_b0 (its Polyak step stays above the bound)", not better),
-            ("BiSPS varies as much across alpha_b0", not steadier)) if bad)))
+        why=judged["why"]))

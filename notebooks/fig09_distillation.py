@@ -59,16 +59,12 @@ n_real = None
 import numpy as np
 import matplotlib.pyplot as plt
 import torch
-from myst_nb import glue
 
-from bisls_core import experiments, plotting
-from bisls_core.bilevel import run_config
+from bisls_core import experiments, plotting, sweeps
 from bisls_core.sweeps import distillation
 
-torch.set_num_threads(1)
-experiments.check_params(scale, device, n_runs, seed, recompute)
+opts = sweeps.start(scale, device, n_runs, seed, recompute)
 sz = distillation.sizes(scale, K=K, T=T, n_real=n_real, n_runs=n_runs)
-opts = dict(scale=scale, seed=seed, device=device, recompute=recompute)
 {k: sz[k] for k in ("n_real", "n_val", "K", "T", "neumann_steps", "n_runs")}
 
 # %% [markdown]
@@ -87,10 +83,9 @@ for (hg, m), (label, _, tgrid) in tuned.items():
 # cache).
 
 # %%
-grids = {hg: experiments.run_grid(
-    run_config, {"BiSLS-SGD": distillation.bisls(sz, hypergrad=hg),
-                 "SGD": tuned[(hg, "SGD")][1], "Adam": tuned[(hg, "Adam")][1]},
-    name="distillation", n_runs=sz["n_runs"], **opts) for hg in HYPERGRADS}
+grids = {hg: distillation.run({"BiSLS-SGD": distillation.bisls(sz, hypergrad=hg),
+                               "SGD": tuned[(hg, "SGD")][1], "Adam": tuned[(hg, "Adam")][1]},
+                              n_runs=sz["n_runs"], **opts) for hg in HYPERGRADS}
 
 # %% [markdown]
 # Mean ± std of the validation loss (1,000 held-out real digits) over runs; in (c) the
@@ -116,9 +111,7 @@ for c, ax in enumerate(right.subplots(2, 5).ravel()):
     ax.set_axis_off()
     ax.set_title(str(c), fontsize=9)
 right.suptitle(f"(c) BiSLS-SGD, K = {sz['K']}", fontsize=10)
-plotting.save(fig, "fig09_distillation")
-glue("fig09_distillation", fig, display=False)
-plt.close(fig)
+plotting.publish(fig, "fig09_distillation")
 
 # %% [markdown]
 # The same images, alone, for the book's landing page.
@@ -167,18 +160,15 @@ print(f"distilled images read as: {seen} ({n_seen}/10 their own digit); median c
 # %%
 PANEL = {"neumann": "9a", "identity": "9b"}
 for hg in HYPERGRADS:
-    m = {lab: float(np.mean(v)) for lab, v in fin[hg].items()}
-    best = min(("SGD", "Adam"), key=lambda lab: m[lab] if np.isfinite(m[lab]) else np.inf)
-    hit = distillation.first_below(grids[hg]["BiSLS-SGD"], m[best])
-    lower, fast = bool(m["BiSLS-SGD"] < m[best]), hit is not None and hit <= sz["K"] // 2
+    v = distillation.versus_tuned(grids[hg], sz["K"])
+    m, best, hit = v["m"], v["best"], v["hit"]
     print(experiments.record_claim(
-        "fig09_distillation", f"fig09-bisls-faster-{hg}", scale=scale,
-        verdict="held" if lower and fast else ("partly" if lower or hit is not None else "not held"),
+        "fig09_distillation", f"fig09-bisls-faster-{hg}", scale=scale, verdict=v["verdict"],
         claim=f"Data distillation ({hg} hypergradient): BiSLS-SGD converges significantly "
               "faster than fine-tuned Adam/SGD", paper=f"qualitative (Figure {PANEL[hg]})",
         ours=f"final val loss BiSLS-SGD {m['BiSLS-SGD']:.3f}, tuned SGD {m['SGD']:.3f}, tuned Adam "
              f"{m['Adam']:.3f}; BiSLS-SGD reaches tuned {best}'s final loss at k = {hit} of {sz['K']}",
-        why="" if lower and fast else f"BiSLS-SGD does not reach tuned {best}'s final loss within K/2"))
+        why=v["why"]))
 digit_like = n_seen >= 8 and own >= real / 2
 print(experiments.record_claim(
     "fig09_distillation", "fig09-realistic-digits", scale=scale,

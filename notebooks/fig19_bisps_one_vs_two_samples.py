@@ -46,17 +46,10 @@ K = None
 n_real = None
 
 # %%
-import numpy as np
-import matplotlib.pyplot as plt
-import torch
-from myst_nb import glue
-
-from bisls_core import experiments, plotting
-from bisls_core.bilevel import run_config
+from bisls_core import experiments, plotting, sweeps
 from bisls_core.sweeps import distillation
 
-torch.set_num_threads(1)
-experiments.check_params(scale, device, n_runs, seed, recompute)
+opts = sweeps.start(scale, device, n_runs, seed, recompute)
 sz = distillation.sizes(scale, K=K, n_real=n_real, n_runs=n_runs)
 {k: sz[k] for k in ("n_real", "K", "T", "sample_alphas", "n_runs")}
 
@@ -69,10 +62,7 @@ VARIANTS = {"BiSPS (1 sample)": ("BiSPS", 1), "BiSPS (2 samples)": ("BiSPS", 2),
             "decaying-step SGD": ("decaying-step SGD", 1)}
 configs = {(label, a): distillation.config(sz, m, alpha=a, **({"samples": 2} if s == 2 else {}))
            for a in sz["sample_alphas"] for label, (m, s) in VARIANTS.items()}
-grid = experiments.run_grid(run_config, {f"{label} α_b0={a:g}": c for (label, a), c in configs.items()},
-                            name="distillation", scale=scale, n_runs=sz["n_runs"], seed=seed,
-                            device=device, recompute=recompute)
-rec = {key: grid[f"{key[0]} α_b0={key[1]:g}"] for key in configs}
+rec = distillation.run(configs, n_runs=sz["n_runs"], label=lambda key: f"{key[0]} α_b0={key[1]:g}", **opts)
 
 # %% [markdown]
 # Mean ± std of the validation loss over runs, one panel per $\alpha_{b,0}$.
@@ -86,9 +76,7 @@ for ax, a in zip(axes, sz["sample_alphas"]):
     ax.set(xlabel="upper-level iteration $k$", ylabel="validation loss",
            title=f"$\\alpha_{{b,0}} = {a:g}$")
 axes[0].legend()
-plotting.save(fig, "fig19_bisps_one_vs_two_samples")
-glue("fig19_bisps_one_vs_two_samples", fig, display=False)
-plt.close(fig)
+plotting.publish(fig, "fig19_bisps_one_vs_two_samples")
 
 # %% [markdown]
 # ```{glue:figure} fig19_bisps_one_vs_two_samples
@@ -110,8 +98,7 @@ plt.close(fig)
 
 # %%
 fin = {key: distillation.tail_values(r) for key, r in rec.items()}
-k = np.arange(1, sz["K"] + 1)
-active = {key: float(np.mean(r["alpha"] < key[1] / np.sqrt(k) * (1 - 1e-9))) for key, r in rec.items()}
+active = {key: distillation.below_bound(r, key[1]) for key, r in rec.items()}
 for (label, a), v in fin.items():
     print(f"α_b0={a:<5g} {label:18s} final val loss {experiments.summarize(v, 3):18s}"
           + (f" Polyak step below the bound in {active[(label, a)]:.0%} of iterations" if "BiSPS" in label else ""))

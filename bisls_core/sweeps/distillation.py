@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch  # noqa: F401
 
 from ..problems.distillation import LAM, LOWER_STEP, N_CLASSES, N_PIXELS, NEUMANN_LR, images, make
+from . import at_least, at_most
 
 __all__ = [
     "BISLS_BASE", "PRESETS", "bisls", "class_means", "compare", "config", "digit_correlations",
@@ -86,11 +87,27 @@ BISLS_BASE: dict = dict(alpha=100.0, beta=10.0, reset_upper="keep", reset_lower=
 _FIXED_LOWER = ("SGD", "Adam", "decaying-step SGD", "BiSPS")
 
 
+#: Real digits in each upper-level batch :math:`\tilde V` (the problem's default, the size
+#: of :math:`D`).
+BATCH_REAL = 10
+
+
 def sizes(scale: str, **overrides) -> dict:
-    """``PRESETS[scale]`` with the notebook's overrides (``None`` = preset)."""
+    """``PRESETS[scale]`` with the notebook's overrides (``None`` = preset), checked:
+    ``n_real`` holds at least one upper batch of :data:`BATCH_REAL` digits and, when
+    given, no more than the training digits available (the problem would silently
+    use fewer)."""
     from ..experiments import scaled
 
-    return scaled(scale, PRESETS, **overrides)
+    out = scaled(scale, PRESETS, **overrides)
+    at_least(out, "n_real", BATCH_REAL, f"each upper-level batch draws {BATCH_REAL} of the "
+             f"n_real real digits, so n_real must be at least {BATCH_REAL}")
+    if overrides.get("n_real") is not None:
+        from ..data import load_mnist
+
+        at_most(out, "n_real", load_mnist(train=True).n,
+                "that is all the training digits available")
+    return out
 
 
 def config(sz: dict, method: str, *, hypergrad: str = "identity", **fields) -> dict:
@@ -297,3 +314,90 @@ def compare(a, b, rel: float = 0.01) -> int:
     if mb < (1 - rel) * ma:
         return 1
     return 0
+
+
+# ------------------------------------------------------------------ runs and numbers of the pages
+def run(configs: dict, *, n_runs: int, label=None, scale: str, seed: int = 0,
+        device: str = "auto", recompute: bool = False) -> dict:
+    """Run configurations of :func:`config` through the cache ``"distillation"``
+    (:func:`bisls_core.experiments.run_grid`). ``configs`` maps labels to configurations,
+    or any keys when ``label(key)`` names each run; the result has the keys of
+    ``configs``. The keyword arguments are those :func:`bisls_core.sweeps.start` returns."""
+    from ..bilevel import run_config
+    from ..experiments import run_grid
+
+    name = (lambda key: key) if label is None else label
+    grid = run_grid(run_config, {name(key): c for key, c in configs.items()}, name="distillation",
+                    scale=scale, n_runs=n_runs, seed=seed, device=device, recompute=recompute)
+    return grid if label is None else {key: grid[name(key)] for key in configs}
+
+
+def below_bound(record: dict, alpha_b0: float) -> float:
+    """The share of BiSPS's iterations whose Polyak step is below its upper bound
+    :math:`\alpha_{b,0}/\sqrt{k+1}` (there, and only there, BiSPS differs from
+    decaying-step SGD)."""
+    import numpy as np
+
+    alpha = np.asarray(record["alpha"])
+    k = np.arange(1, alpha.shape[-1] + 1)
+    return float(np.mean(alpha < alpha_b0 / np.sqrt(k) * (1 - 1e-9)))
+
+
+def loss_text(values) -> str:
+    """The mean of the final losses of the runs that did not fail (NaN: failed) and how
+    many failed: ``"1.534"``, ``"1.534 (1/2 failed)"``, ``"failed"``."""
+    import numpy as np
+
+    ok = values[np.isfinite(values)]
+    n_failed = values.size - ok.size
+    return (f"{ok.mean():.3f}" if ok.size else "failed") + (
+        f" ({n_failed}/{values.size} failed)" if 0 < n_failed < values.size else "")
+
+
+def judge_steadier(failed: dict, hypergrad: str, alphas,
+                   methods=("BiSPS", "decaying-step SGD")) -> dict:
+    """Figure 6's claim for one hypergradient: is ``methods[0]`` better than ``methods[1]``
+    (:func:`compare` at each :math:`\alpha_{b,0}`) and steadier across :math:`\alpha_{b,0}`
+    (fewer failed runs, then a smaller spread of the mean final loss over the
+    :math:`\alpha_{b,0}` where no run failed)? ``failed[(hypergrad, method, alpha)]``: per-run
+    final losses, NaN for a failed run. Returns ``verdict``, ``spread`` (per method) and ``why``."""
+    import numpy as np
+
+    ours, theirs = methods
+    vs = {a: compare(failed[(hypergrad, ours, a)], failed[(hypergrad, theirs, a)]) for a in alphas}
+    worse, better = [a for a, c in vs.items() if c > 0], [a for a, c in vs.items() if c < 0]
+    n_div = {m: sum(int(np.sum(~np.isfinite(failed[(hypergrad, m, a)]))) for a in alphas)
+             for m in methods}
+    stable = [a for a in alphas
+              if all(np.isfinite(failed[(hypergrad, m, a)]).all() for m in methods)]
+    spread = {m: np.ptp([np.mean(failed[(hypergrad, m, a)]) for a in stable]) if stable else np.nan
+              for m in methods}
+    steadier = bool(n_div[ours] < n_div[theirs] or (
+        n_div[ours] == n_div[theirs] and spread[ours] < spread[theirs]))
+    verdict = ("held" if not worse and better and steadier else
+               "partly" if better or steadier else "not held")
+    why = "" if verdict == "held" else "; ".join(w for w, bad in (
+        (f"{ours} is worse at alpha_b0 = {worse}", bool(worse)),
+        (f"{ours} is not better at any alpha_b0 (its Polyak step stays above the bound)",
+         not better),
+        (f"{ours} varies as much across alpha_b0", not steadier)) if bad)
+    return {"verdict": verdict, "spread": spread, "why": why}
+
+
+def versus_tuned(grid: dict, K: int, method: str = "BiSLS-SGD") -> dict:
+    """Figures 9 and 16b: does ``method`` end lower than the better of the tuned SGD and
+    Adam (mean :func:`tail_values`), and reach that method's final loss within ``K // 2``
+    iterations (:func:`first_below`)? Returns the means ``m``, the ``best`` tuned label, the
+    iteration ``hit`` (``None``: never), the ``verdict`` and ``why``."""
+    import numpy as np
+
+    m = {label: float(np.mean(tail_values(rec))) for label, rec in grid.items()}
+    best = min(("SGD", "Adam"), key=lambda label: m[label] if np.isfinite(m[label]) else np.inf)
+    hit = first_below(grid[method], m[best])
+    lower, fast = bool(m[method] < m[best]), hit is not None and hit <= K // 2
+    verdict = "held" if lower and fast else ("partly" if lower or hit is not None else "not held")
+    why = "" if lower and fast else f"{method} does not reach tuned {best}'s final loss within K/2"
+    return {"m": m, "best": best, "hit": hit, "verdict": verdict, "why": why}
+
+
+__all__ += ["BATCH_REAL", "below_bound", "judge_steadier", "loss_text", "run", "versus_tuned"]
