@@ -22,7 +22,8 @@ from typing import Any
 __all__ = ["at_least", "at_most", "start"]
 
 
-def start(scale: str, device: str, n_runs: int | None, seed: int, recompute: bool) -> dict[str, Any]:
+def start(scale: str, device: str, n_runs: int | None, seed: int,
+          recompute: bool) -> dict[str, Any]:
     """The first call of every notebook.
 
     Checks the five parameters every page has
@@ -46,11 +47,10 @@ def at_most(sizes: Mapping[str, Any], name: str, other: str | int, why: str) -> 
     """``ValueError`` naming both sides unless ``sizes[name] <= sizes[other]``
     (``other`` a size's name) or ``sizes[name] <= other`` (a number).
 
-    >>> at_most({"batch": 500, "n_train": 200}, "batch", "n_train",
-    ...         "a batch is drawn from the n_train training digits")
+    >>> at_most({"batch": 500, "n_train": 200}, "batch", "n_train", "batches come from n_train")
     Traceback (most recent call last):
     ...
-    ValueError: batch = 500 is larger than n_train = 200: a batch is drawn from the n_train training digits
+    ValueError: batch = 500 is larger than n_train = 200: batches come from n_train
     """
     limit = sizes[other] if isinstance(other, str) else other
     if sizes[name] > limit:

@@ -111,8 +111,9 @@ def sizes(scale: str, **overrides) -> dict:
 
         digits = load_mnist(train=True).n
         if out["n_train"] + out["n_val"] > digits:
-            raise ValueError(f"n_train + n_val = {out['n_train']} + {out['n_val']} is larger than "
-                             f"the {digits:,} training digits available (both sets are drawn from them)")
+            raise ValueError(f"n_train + n_val = {out['n_train']} + {out['n_val']} is larger "
+                             f"than the {digits:,} training digits available (both sets are "
+                             "drawn from them)")
     return out
 
 
