@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 # Smoke runs of the test command write their cache and figures here, never
 # over the committed results/ and figures/.
 SCRATCH := .scratch
+# Every kernel that papermill, nbval or the book starts uses encrypted sockets
+# (CurveZMQ; bisls_core/_kernel.py), so ipykernel has no warning to print.
+export JUPYTER_DEFAULT_PROVISIONER_NAME := bisls-encrypted-provisioner
 
 .PHONY: help install book test pytest smoke nbval book-check notebooks results paper screenshot bench clean
 
@@ -21,10 +24,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the pinned project (once)
 
-book: $(STAMP)  ## execute the notebooks (from the results cache) and build the site into _build/html
+book: $(STAMP)  ## execute the notebooks (from the results cache) and build both editions into _build/html (French: _build/html/fr)
 	$(BIN)/python scripts/scorecard.py
-	$(BIN)/jupyter-book build . -W --keep-going
-	@echo "open _build/html/index.html"
+	$(BIN)/python scripts/book.py
 
 test:  ## what CI runs: unit tests, smoke notebooks, nbval, the book with -W
 	@mkdir -p $(SCRATCH) && rm -f $(SCRATCH)/timings.txt
@@ -45,10 +47,9 @@ smoke: $(STAMP)  ## every notebook at scale="smoke" with papermill (scratch copi
 nbval: $(STAMP)  ## re-execute the committed notebooks (cache hits) and compare their outputs
 	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg -q
 
-book-check: $(STAMP)  ## build the site from the committed outputs with warnings as errors
+book-check: $(STAMP)  ## build both editions from the committed outputs (-W -n), then check the built site
 	$(BIN)/python scripts/scorecard.py
-	sed -E 's/execute_notebooks: *"?force"?/execute_notebooks: "off"/' _config.yml > $(SCRATCH)/_config_off.yml
-	$(BIN)/jupyter-book build . --config $(SCRATCH)/_config_off.yml -W -n --keep-going
+	$(BIN)/python scripts/book.py --execute off --nitpicky
 
 notebooks: $(STAMP)  ## re-execute the committed notebooks in place at their default scale (after new results)
 	$(BIN)/python scripts/run_notebooks.py execute
@@ -62,7 +63,8 @@ paper: $(STAMP)  ## paper scale on a GPU, resumable (the cache keeps finished ru
 bench: $(STAMP)  ## print the benchmark report (per-iteration and hypergradient costs, CI stages, profile)
 	$(BIN)/python benchmarks/run.py
 
-screenshot:  ## headless Chromium screenshots of the built site into _build/screenshots
+screenshot:  ## headless Chromium screenshots of the site into _build/screenshots (builds it first if needed)
+	@test -f _build/html/index.html -a -f _build/html/fr/index.html || $(MAKE) --no-print-directory book
 	bash scripts/screenshot.sh
 
 clean:  ## remove the build and the scratch copies

@@ -1,16 +1,22 @@
-"""Generate book/scorecard.md from the claims the notebooks recorded.
+"""Generate book/scorecard.md (and its summary figure) from the claims the notebooks recorded.
 
 Every figure and theorem notebook ends by recording, for each quantitative
 claim of the paper it checks, the paper's number, ours and a verdict
 (``bisls_core.experiments.record_claim``), under ``results/<scale>/claims/``.
 This script collects them -- the largest scale available for each notebook
-(paper, else cpu) -- into one table. ``make book`` and ``make test`` run it,
-so the page follows the results; it is never edited by hand.
+(paper, else cpu) -- into one page: a narrow table (page, verdict badge, claim)
+with the paper's number, ours, the interval and the reason beneath each claim,
+and a figure of the verdict counts per problem family
+(``book/scorecard_summary.svg``). ``make book`` and ``make test`` run it, so the
+page follows the results; it is never edited by hand.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import math
+import re
 import sys
 from pathlib import Path
 
@@ -19,8 +25,36 @@ sys.path.insert(0, str(ROOT))
 from bisls_core.experiments import results_dir  # noqa: E402
 
 OUT = ROOT / "book" / "scorecard.md"
+SUMMARY_FIG = ROOT / "book" / "scorecard_summary.svg"
 SCALES_OUT = ROOT / "book" / "scales.md"
-BADGE = {"held": "✅ held", "partly": "🟡 partly", "not held": "❌ not held"}
+#: Verdict -> sphinx-design badge role (text on a coloured background: readable
+#: without an emoji font, and by a screen reader).
+BADGE = {"held": "bdg-success", "partly": "bdg-warning", "not held": "bdg-danger",
+         "inconclusive": "bdg-muted"}
+#: Verdict -> colour of the summary figure: the badges' colours in the theme's light mode.
+COLOR = {"held": "#00843f", "partly": "#f66a0a", "not held": "#d72d47", "inconclusive": "#29313d"}
+LEGEND = {
+    "held": "the claim held at the scale we ran",
+    "partly": "some parts of the claim held and others did not",
+    "not held": "our runs contradict the claim",
+    "inconclusive": "our runs cannot tell (the evidence straddles the decision point)",
+}
+#: Problem family of each page of the paper (the summary figure's rows). A page
+#: that records claims must be listed (tests/test_book_site.py checks it).
+FAMILY = {
+    "fig04_quadratics": "Quadratics", "fig10_quadratic_trajectories": "Quadratics",
+    "fig05_w8a_logistic": "w8a logistic regression",
+    "fig17_one_vs_two_samples": "w8a logistic regression",
+    "thm1_convex_rate": "Convergence rates", "thm2_strongly_convex_rate": "Convergence rates",
+    "thm3_bisps_nonconvex_rate": "Convergence rates",
+    **{nb: "Hyper-representation" for nb in (
+        "fig03_sgd_instability", "fig07_bisls_vs_tuned", "fig08_ablations", "fig11_reset_options",
+        "fig12_eta_sweep", "fig13_search_cost", "fig14_delta_reset1", "fig15_delta_reset3",
+        "fig18_bisps_one_vs_two_samples")},
+    **{nb: "Data distillation" for nb in (
+        "fig06_bisps_vs_decaying", "fig09_distillation", "fig16_bisps_vs_bisls_T50",
+        "fig19_bisps_one_vs_two_samples")},
+}
 
 
 def collect() -> dict[str, tuple[str, dict]]:
@@ -34,52 +68,176 @@ def collect() -> dict[str, tuple[str, dict]]:
     return found
 
 
+def is_beyond(notebook: str) -> bool:
+    """A page of checks the paper does not make (not counted in the summary)."""
+    return notebook.startswith("beyond")
+
+
+def family(notebook: str) -> str:
+    return "Beyond the paper" if is_beyond(notebook) else FAMILY.get(notebook, "Other")
+
+
 def cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """One line of Markdown inside a table cell."""
+    return " ".join(str(text).split())
+
+
+def page_label(notebook: str) -> str:
+    """``fig04_quadratics`` -> ``Figure 4``; ``thm1_...`` -> ``Theorem 1``."""
+    m = re.match(r"(fig|thm)0*(\d+)", notebook)
+    if m:
+        return f"{'Figure' if m[1] == 'fig' else 'Theorem'} {m[2]}"
+    return notebook.split("_", 1)[-1].replace("_", " ").capitalize() if is_beyond(notebook) \
+        else notebook.replace("_", " ")
+
+
+def _num(v) -> str:
+    if isinstance(v, str):
+        return {"inf": "∞", "-inf": "−∞", "nan": "NaN"}.get(v, v)
+    v = float(v)
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    return f"{v:.3g}".replace("-", "−")
+
+
+def interval_text(c: dict) -> str:
+    """``95 % interval of <statistic>: [low, high], n runs`` from the optional
+    ``runs``, ``interval`` (``[low, high]``) and ``statistic`` of a claim record."""
+    parts = []
+    iv = c.get("interval")
+    if isinstance(iv, dict):
+        iv = [iv.get("low"), iv.get("high")]
+    if isinstance(iv, (list, tuple)) and len(iv) >= 2:
+        stat = c.get("statistic") or (iv[2] if len(iv) > 2 else "")
+        parts.append(f"95 % interval{' of ' + cell(stat) if stat else ''}: "
+                     f"[{_num(iv[0])}, {_num(iv[1])}]")
+    if c.get("runs") is not None:
+        parts.append(f"{int(c['runs'])} runs")
+    return ", ".join(parts)
+
+
+def counts(found: dict[str, tuple[str, dict]]) -> dict[str, int]:
+    """Verdict counts of the paper's claims (not those beyond the paper)."""
+    n = {v: 0 for v in BADGE}
+    for notebook, (_scale, claims) in found.items():
+        if not is_beyond(notebook):
+            for c in claims.values():
+                n[c["verdict"]] += 1
+    return n
+
+
+def rows(found: dict[str, tuple[str, dict]], beyond: bool) -> list[str]:
+    """The rows of a ``list-table``: page, verdict badge, claim with its numbers beneath."""
+    out = []
+    for notebook in sorted(found):
+        if is_beyond(notebook) != beyond:
+            continue
+        scale, claims = found[notebook]
+        for cid in sorted(claims):
+            c = claims[cid]
+            detail = [f"**Paper:** {cell(c['paper'])}.", f"**Ours** ({scale} scale): {cell(c['ours'])}."]
+            iv = interval_text(c)
+            if iv:
+                detail.append(f"**Evidence:** {iv}.")
+            if c.get("why"):
+                detail.append(f"**Why:** {cell(c['why'])}")
+            out += [
+                f"* - [{page_label(notebook)}](../notebooks/{notebook}.ipynb)",
+                f"  - {{{BADGE[c['verdict']]}}}`{c['verdict']}`",
+                f"  - (claim-{cid})=",
+                f"    {cell(c['claim'])}",
+                "",
+                "    ```{container} scorecard-detail",
+                *"\n\n".join(f"    {d}" for d in detail).split("\n"),
+                "    ```",
+            ]
+    return out
+
+
+def table(body: list[str]) -> list[str]:
+    return ["````{list-table}", ":header-rows: 1", ":widths: 13 12 75", ":class: scorecard", "",
+            "* - Page", "  - Verdict", "  - Claim, the paper's number and ours", *body, "````"]
 
 
 def render(found: dict[str, tuple[str, dict]]) -> str:
     lines = [
         "# Replication scorecard",
         "",
-        "Each row is a claim of the paper, the number the paper gives, the number this book",
-        "measured and whether the claim held at the scale we ran. The table is generated by",
-        "`scripts/scorecard.py` from the claims the notebooks record in the results cache",
-        "(`results/<scale>/claims/`); it changes when the results change. The *scale* column",
-        "says whether a row comes from a paper-scale run or from the reduced `cpu` scale.",
+        "Each claim of the paper that a page of this book checks, with our verdict. Beneath",
+        "each claim: the paper's number, ours, the scale we ran at, and why a claim did not",
+        "fully hold. The page is generated by `scripts/scorecard.py` from the claims the",
+        "notebooks record in the results cache (`results/<scale>/claims/`), so it changes",
+        "when the results change; it is never edited by hand.",
         "",
     ]
-    sections = {"paper": [], "beyond": []}
-    counts = {v: 0 for v in BADGE}
-    for notebook in sorted(found):
-        scale, claims = found[notebook]
-        kind = "beyond" if notebook.startswith("beyond") else "paper"
-        for cid in sorted(claims):
-            c = claims[cid]
-            if kind == "paper":
-                counts[c["verdict"]] += 1
-            why = f" {cell(c['why'])}" if c.get("why") else ""
-            sections[kind].append(
-                f"| [{notebook}](../notebooks/{notebook}.ipynb) | {BADGE[c['verdict']]} | {cell(c['claim'])} "
-                f"| {cell(c['paper'])} | {cell(c['ours'])} | {scale} |{why} |"
-            )
-    header = ["| page | verdict | claim | paper | ours | scale | why, where it did not fully hold |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
-    rows = sections["paper"]
-    if rows:
-        lines += [
-            "Summary: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + f" (of {len(rows)} claims).",
-            "",
-            *header,
-            *rows,
-        ]
-    else:
-        lines.append("No claim has been recorded yet: run `make results`.")
-    if sections["beyond"]:
+    paper_rows = rows(found, beyond=False)
+    if not paper_rows:
+        return "\n".join(lines + ["No claim has been recorded yet: run `make results`."]) + "\n"
+    n = counts(found)
+    total = sum(n.values())
+    lines += [
+        "**Summary:** " + " ".join(f"{{{BADGE[v]}}}`{k} {v}`" for v, k in n.items())
+        + f" of {total} claims of the paper.",
+        "",
+        "```{image} scorecard_summary.svg",
+        ":alt: Verdict counts of the paper's claims per problem family",
+        ":width: 80%",
+        "```",
+        "",
+        "Verdicts: " + "; ".join(f"{{{BADGE[v]}}}`{v}` {LEGEND[v]}" for v in BADGE) + ".",
+        "",
+        "## Claims of the paper",
+        "",
+        *table(paper_rows),
+    ]
+    beyond_rows = rows(found, beyond=True)
+    if beyond_rows:
         lines += ["", "## Beyond the paper", "",
-                  "Checks of questions the paper does not ask (its column *paper* says so); they are",
-                  "not counted in the summary above.", "", *header, *sections["beyond"]]
+                  "Checks of questions the paper does not ask; they are not counted in the summary.",
+                  "", *table(beyond_rows)]
     return "\n".join(lines) + "\n"
+
+
+def summary_figure(found: dict[str, tuple[str, dict]]) -> bytes:
+    """Horizontal stacked bars: verdict counts of the paper's claims per problem family
+    (an SVG with no date and fixed ids, so the same claims give the same bytes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    per: dict[str, dict[str, int]] = {}
+    for notebook, (_scale, claims) in found.items():
+        if is_beyond(notebook):
+            continue
+        fam = per.setdefault(family(notebook), {v: 0 for v in BADGE})
+        for c in claims.values():
+            fam[c["verdict"]] += 1
+    order = [f for f in dict.fromkeys(FAMILY.values()) if f in per] + sorted(set(per) - set(FAMILY.values()))
+    with plt.rc_context({"svg.hashsalt": "scorecard", "font.size": 10, "svg.fonttype": "none"}):
+        fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(order) + 1.1))
+        left = [0] * len(order)
+        y = list(range(len(order)))[::-1]
+        for v in BADGE:
+            widths = [per[f][v] for f in order]
+            if not any(widths):
+                continue
+            bars = ax.barh(y, widths, left=left, color=COLOR[v], label=v, height=0.6)
+            for bar, w in zip(bars, widths):
+                if w:
+                    ax.text(bar.get_x() + w / 2, bar.get_y() + bar.get_height() / 2, str(w),
+                            ha="center", va="center", fontsize=9,
+                            color="white")
+            left = [a + b for a, b in zip(left, widths)]
+        ax.set_yticks(y, [f"{f} ({sum(per[f].values())})" for f in order])
+        ax.set_xlabel("claims")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.legend(ncols=len(BADGE), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
+        plt.close(fig)
+    return buf.getvalue()
 
 
 def collect_runs() -> dict[tuple[str, str], dict]:
@@ -137,7 +295,13 @@ def _write(path: Path, text: str) -> None:
 
 
 def main() -> int:
-    _write(OUT, render(collect()))
+    found = collect()
+    _write(OUT, render(found))
+    if found:
+        data = summary_figure(found)
+        if not SUMMARY_FIG.exists() or SUMMARY_FIG.read_bytes() != data:
+            SUMMARY_FIG.write_bytes(data)
+            print(f"wrote {SUMMARY_FIG.relative_to(ROOT)}")
     _write(SCALES_OUT, render_scales(collect_runs()))
     return 0
 
