@@ -11,9 +11,15 @@ canonical JSON of everything that determines the run: the runner's qualified
 name and its ``cache_version``, the configuration and the seed. Writes are
 atomic (a temporary file in the same folder, then :func:`os.replace`), so a run
 killed in the middle of a write never leaves a partial entry under the final
-name, and two processes writing the same entry leave one complete copy. A file
-that cannot be read back (truncated, corrupt, or whose stored key does not
-match) is treated as missing and recomputed.
+name, and two processes writing the same entry leave one complete copy. Each
+entry's metadata holds the SHA-256 of its arrays (names, dtypes, shapes, bytes);
+a file that cannot be read back and verified (truncated, corrupt, or whose
+stored key does not match) is treated as missing, with one warning naming it,
+and recomputed. A recompute that reproduces an entry keeps its file unchanged.
+
+Only runs at the book's scale (:data:`BOOK_SCALE`, ``$BISLS_BOOK_SCALE``) use the
+committed ``results/``; runs at any other scale use ``.scratch/results/``, which
+git ignores (:func:`results_dir`), so a rerun never changes a committed file.
 
 The device is not part of the key: results computed on a GPU at paper scale are
 reused by a CPU build of the book; the entry records the device it ran on.
@@ -38,8 +44,9 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
-import zipfile
+import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -62,6 +69,11 @@ __all__ = [
     "repo_root",
     "resolve_device",
     "results_dir",
+    "results_setting",
+    "BOOK_SCALE",
+    "book_scale",
+    "scale_in_use",
+    "scratch_dir",
     "run_grid",
     "scaled",
     "record_claim",
@@ -84,10 +96,63 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
-def results_dir() -> Path:
-    """Root of the results cache (``$BISLS_RESULTS`` or ``<repo>/results``)."""
+#: The scale of the committed book (its ``results/``, ``figures/`` and claims); the
+#: environment variable ``BISLS_BOOK_SCALE`` overrides it (see :func:`book_scale`).
+BOOK_SCALE = "cpu"
+
+
+def book_scale() -> str:
+    """The book's scale: ``$BISLS_BOOK_SCALE`` when set, :data:`BOOK_SCALE` otherwise.
+
+    Only a run at this scale writes where the committed book lives (``results/``,
+    ``figures/``); a run at any other scale writes under ``.scratch/``, which git
+    ignores, so a rerun never changes a committed file."""
+    scale = os.environ.get("BISLS_BOOK_SCALE", "").strip() or BOOK_SCALE
+    check_choice("BISLS_BOOK_SCALE", scale, SCALES)
+    return scale
+
+
+def scratch_dir() -> Path:
+    """``<repo>/.scratch``: git ignores it; runs at a scale other than the book's write there."""
+    return repo_root() / ".scratch"
+
+
+def results_dir(scale: str | None = None) -> Path:
+    """Root of the results cache for runs at ``scale`` (entries lie in ``<root>/<scale>/``).
+
+    ``$BISLS_RESULTS`` when set (for every scale); otherwise ``<repo>/results`` for the
+    book's scale (:func:`book_scale`, and for ``scale=None``) and
+    ``<repo>/.scratch/results`` for any other scale."""
     env = os.environ.get("BISLS_RESULTS")
-    return Path(env) if env else repo_root() / "results"
+    if env:
+        return Path(env)
+    if scale is None or scale == book_scale():
+        return repo_root() / "results"
+    return scratch_dir() / "results"
+
+
+def results_setting(scale: str | None = None) -> str:
+    """Which setting chose :func:`results_dir` (for error messages)."""
+    env = os.environ.get("BISLS_RESULTS")
+    if env:
+        return f"the environment variable BISLS_RESULTS={env!r}"
+    where = "results/" if scale is None or scale == book_scale() else ".scratch/results/"
+    return (f"the repository root {repo_root()} ({where} for scale {scale!r}; the book's scale "
+            f"is {book_scale()!r}); set BISLS_RESULTS to a writable folder to write elsewhere")
+
+
+_SCALE_IN_USE: list[str] = []
+
+
+def scale_in_use() -> str | None:
+    """The scale of this process's last :func:`run_grid` or :func:`record_claim`
+    (a notebook runs at one scale); ``None`` before any. :func:`bisls_core.plotting.save`
+    writes a figure where its scale belongs."""
+    return _SCALE_IN_USE[-1] if _SCALE_IN_USE else None
+
+
+def _use_scale(scale: str) -> None:
+    _SCALE_IN_USE[:] = [scale]
 
 
 # --------------------------------------------------------------------------- parameters
@@ -193,33 +258,79 @@ def cache_key(fn: Callable, config: Mapping[str, Any], seed: int) -> str:
 
 
 def _entry_path(scale: str, name: str, key: str) -> Path:
-    return results_dir() / scale / name / f"{key}.npz"
+    return results_dir(scale) / scale / name / f"{key}.npz"
 
 
-def _read_entry(path: Path, key: str) -> dict[str, np.ndarray] | None:
-    """The stored record, or ``None`` if absent, unreadable, or not this key."""
+def _digest(arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 of the arrays: every name, dtype, shape and the bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(json.dumps([name, a.dtype.str, list(a.shape)]).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _load_entry(path: Path, key: str) -> dict[str, np.ndarray]:
+    """The stored record, verified; raises (any exception) if it is not this key's
+    complete entry."""
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
+        record = {k: data[k] for k in data.files}
+    meta = json.loads(str(record.pop("__meta__")))
+    if not isinstance(meta, dict) or meta.get("key") != key:
+        raise ValueError("it is not the entry of this key")
+    if "sha256" in meta:  # entries written before the checksum are read as they are
+        if _digest(record) != meta["sha256"]:
+            raise ValueError("its arrays do not match their checksum")
+    return record
+
+
+def _read_entry(path: Path, key: str, warn: bool = True) -> dict[str, np.ndarray] | None:
+    """The stored record, or ``None`` if absent, or if it cannot be read and verified
+    (truncated, corrupt, another key's, or arrays that fail the checksum in its
+    metadata): one warning names such a file, and the run is recomputed."""
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as data:
-            record = {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError):
+        return _load_entry(path, key)
+    except Exception as err:  # noqa: BLE001 - zlib, zipfile, numpy, json: any of them
+        if warn:
+            warnings.warn(f"results cache entry {path} cannot be read and verified "
+                          f"({type(err).__name__}: {err}); it is treated as missing "
+                          "and recomputed", RuntimeWarning, stacklevel=3)
         return None
-    meta = record.pop("__meta__", None)
-    if meta is None:
-        return None
-    try:
-        if json.loads(str(meta))["key"] != key:
-            return None
-    except (ValueError, KeyError, TypeError):
-        return None
-    return record
+
+
+#: Relative tolerance under which a recomputed run reproduces its stored entry (the
+#: round-off of another CPU), so that the stored file is kept byte for byte.
+REPRODUCE_RTOL = 1e-12
+
+
+def _reproduces(record: Mapping[str, Any], stored: Mapping[str, np.ndarray]) -> bool:
+    """Does a recomputed ``record`` give the stored arrays: the same names, dtypes and
+    shapes, integers and text equal, floats equal to :data:`REPRODUCE_RTOL` (NaN where
+    NaN)?"""
+    if set(record) != set(stored):
+        return False
+    for name, value in record.items():
+        a, b = np.asarray(value), stored[name]
+        if a.dtype != b.dtype or a.shape != b.shape:
+            return False
+        if np.issubdtype(a.dtype, np.inexact):
+            if not np.allclose(a, b, rtol=REPRODUCE_RTOL, atol=0.0, equal_nan=True):
+                return False
+        elif not np.array_equal(a, b):
+            return False
+    return True
 
 
 def _write_entry(path: Path, key: str, record: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {k: np.asarray(v) for k, v in record.items()}
-    arrays["__meta__"] = np.asarray(json.dumps({**meta, "key": key}, sort_keys=True))
+    if "__meta__" in arrays:
+        raise ValueError("a record cannot hold the key '__meta__' (the cache's metadata)")
+    meta = {**meta, "key": key, "sha256": _digest(arrays)}
+    arrays["__meta__"] = np.asarray(json.dumps(meta, sort_keys=True))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -230,6 +341,19 @@ def _write_entry(path: Path, key: str, record: Mapping[str, Any], meta: Mapping[
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _check_writable(folder: Path, scale: str) -> None:
+    """Fail before any run is computed if the cache folder cannot be created or written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".write-check.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as err:
+        raise OSError(f"the results cache folder {folder} cannot be written "
+                      f"({type(err).__name__}: {err}); nothing was computed. The folder was "
+                      f"chosen by {results_setting(scale)}") from err
 
 
 # --------------------------------------------------------------------------- grids
@@ -274,15 +398,29 @@ class SubmititExecutor(Executor):
         self._waiters.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
-def _one_thread() -> None:
+def _watch_parent(parent: int, every: float = 0.25) -> None:
+    """Exit this process (at once, ``os._exit``) as soon as its parent ``parent`` is gone."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(1)
+        time.sleep(every)
+
+
+def _one_thread(parent: int | None = None) -> None:
     """Worker initialiser: one torch thread per worker process (no oversubscription;
     the same numbers as an in-process run with ``torch.set_num_threads(1)``). Workers
     ignore SIGINT: an interrupt (Ctrl-C, a notebook kernel's) is the calling process's
-    to handle; it shuts the pool down."""
+    to handle; it shuts the pool down. With ``parent`` (the pid of the process that
+    made the pool), a daemon thread exits the worker when that parent dies, even by
+    SIGKILL, so a killed sweep leaves no worker behind (and the resource tracker,
+    whose pipe the workers held open, exits with them)."""
     import signal
 
     torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent is not None:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
+                         name="bisls-parent-watch").start()
 
 
 def _spec_number(value: str) -> Any:
@@ -331,7 +469,7 @@ def make_executor(spec: str) -> Executor | None:
 
         n = _check_int("process workers", _spec_number(rest), 1) if rest else os.cpu_count()
         return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_one_thread)
+                                   initializer=_one_thread, initargs=(os.getpid(),))
     if kind == "dask":
         try:
             from distributed import Client, LocalCluster
@@ -406,8 +544,13 @@ def run_grid(
     name:
         the cache folder (usually the notebook's name).
     scale, n_runs, seed, device, recompute:
-        the notebook's parameters; ``recompute=True`` ignores (and overwrites)
-        cached entries.
+        the notebook's parameters; ``recompute=True`` ignores cached entries and
+        computes every run again; an entry whose run reproduces it (to
+        :data:`REPRODUCE_RTOL`) keeps its file, byte for byte, and the grid gets the
+        stored arrays; any other is overwritten. The cache folder is
+        ``results_dir(scale) / scale / name`` (:func:`results_dir`: only the book's
+        scale writes into the committed ``results/``); it must be writable when a
+        run is missing, which is checked before any run is computed.
     progress:
         a tqdm bar over the runs that have to be computed (none when every run
         is cached, so a cached notebook prints nothing).
@@ -431,6 +574,7 @@ def run_grid(
         check_choice("device", device, DEVICES)
     if not configs:
         raise ValueError("configs is empty: name at least one configuration")
+    _use_scale(scale)
     todo: list[tuple[str, int, str, Path]] = []
     found: dict[tuple[str, int], dict] = {}
     metas: dict[tuple[str, int], dict] = {}
@@ -447,6 +591,7 @@ def run_grid(
     if todo:
         from tqdm import tqdm
 
+        _check_writable(todo[0][3].parent, scale)  # before any compute, not after
         bar = tqdm(total=len(todo), desc=name, disable=not progress, leave=False)
         jobs = [(label, r, key, path, dict(configs[label]), seed + r) for label, r, key, path in todo]
         if executor is None:
@@ -457,10 +602,13 @@ def run_grid(
         for (label, r, key, path, cfg, s), (record, seconds, dev) in results:
             meta = {"runner": _runner_id(fn), "config": _canonical(cfg), "seed": s,
                     "device": dev, "seconds": round(seconds, 3), "scale": scale}
-            _write_entry(path, key, record, meta)
-            stored = _read_entry(path, key)
-            if stored is None:  # pragma: no cover - the file system lost it
-                raise OSError(f"could not read back the cache entry {path}")
+            # a recompute that reproduces the stored entry keeps its file byte for byte
+            stored = _read_entry(path, key, warn=False) if recompute else None
+            if stored is None or not _reproduces(record, stored):
+                _write_entry(path, key, record, meta)
+                stored = _read_entry(path, key)
+                if stored is None:  # pragma: no cover - the file system lost it
+                    raise OSError(f"could not read back the cache entry {path}")
             found[(label, r)] = stored
             metas[(label, r)] = meta
             bar.update(1)
@@ -505,26 +653,37 @@ def record_claim(
 ) -> str:
     """Record one claim of the paper beside what this run measured.
 
-    Written to ``results/<scale>/claims/<notebook>.json`` (atomically; one entry per
-    ``claim_id``); ``scripts/scorecard.py`` turns every such file into the
+    Written to ``results_dir(scale)/<scale>/claims/<notebook>.json`` (the committed
+    ``results/`` only at the book's scale, see :func:`results_dir`), atomically, one
+    entry per ``claim_id``, and only when it changes; ``scripts/scorecard.py`` turns
+    every such file into the
     book's replication scorecard. Returns the line a notebook prints, e.g.
     ``"claim fig04-spsb-fast: held (SPSB ...)"``.
     """
     check_choice("verdict", verdict, VERDICTS)
     check_choice("scale", scale, SCALES)
-    path = results_dir() / scale / "claims" / f"{notebook}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _use_scale(scale)
+    path = results_dir(scale) / scale / "claims" / f"{notebook}.json"
     try:
-        claims = json.loads(path.read_text())
+        before = path.read_text(encoding="utf-8")
+        claims = json.loads(before)
     except (OSError, ValueError):
+        before, claims = None, {}
+    if not isinstance(claims, dict):
         claims = {}
     claims[claim_id] = {"claim": claim, "paper": paper, "ours": ours, "verdict": verdict,
                         "scale": scale, "why": why, "notebook": notebook}
-    fd, tmp = tempfile.mkstemp(prefix=".claims.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(claims, fh, indent=1, sort_keys=True, ensure_ascii=False)
-        fh.write("\n")
-    os.replace(tmp, path)
+    text = json.dumps(claims, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    if text != before:  # the same claims leave the file untouched
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".claims.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return f"claim {claim_id}: {verdict} -- ours: {ours}; paper: {paper}" + (f" ({why})" if why else "")
 
 

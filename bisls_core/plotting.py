@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections.abc import Sequence
@@ -161,18 +162,46 @@ _SVG_METADATA = {"Date": None, "Creator": None}
 def save(fig, name: str, formats: Sequence[str] = ("png", "svg"), *,
          scale: str | None = None) -> list[Path]:
     """Write ``<figures_dir(scale)>/<name>.<fmt>`` byte-reproducibly (no timestamps,
-    no software version, fixed SVG ids), so that a rerun that draws the same figure
-    rewrites the same bytes. A figure of a run at a scale other than the book's goes
-    to a folder git ignores (:func:`figures_dir`)."""
+    no software version, fixed SVG ids). A file that already holds the same figure is
+    left as it is: the same bytes, or for a PNG the same size with every pixel within
+    one level of 255 (the anti-aliasing of a line moved by a round-off, e.g. a fit by
+    another CPU's LAPACK). So a rerun that draws the same figure changes no file.
+    A figure of a run at a scale other than the book's goes to a folder git ignores
+    (:func:`figures_dir`)."""
     paths = []
     folder = figures_dir(scale)
     for fmt in formats:
         p = folder / f"{name}.{fmt}"
         meta = _PNG_METADATA if fmt == "png" else _SVG_METADATA if fmt == "svg" else None
+        buf = io.BytesIO()
         with plt.rc_context({"svg.hashsalt": "bisls"}):
-            fig.savefig(p, metadata=meta, bbox_inches="tight")
+            fig.savefig(buf, format=fmt, metadata=meta, bbox_inches="tight")
+        data = buf.getvalue()
+        if not _same_figure(p, data, fmt):
+            p.write_bytes(data)
         paths.append(p)
     return paths
+
+
+def _same_figure(path: Path, data: bytes, fmt: str) -> bool:
+    """Does ``path`` already hold this figure (see :func:`save`)?"""
+    try:
+        old = path.read_bytes()
+    except OSError:
+        return False
+    if old == data:
+        return True
+    if fmt != "png":
+        return False
+    from PIL import Image
+
+    try:
+        a = np.asarray(Image.open(io.BytesIO(old)))
+        b = np.asarray(Image.open(io.BytesIO(data)))
+    except Exception:  # noqa: BLE001 - an unreadable old file is replaced
+        return False
+    return a.shape == b.shape and a.dtype == b.dtype and bool(
+        np.abs(a.astype(np.int32) - b.astype(np.int32)).max(initial=0) <= 1)
 
 
 def publish(fig, name: str) -> None:

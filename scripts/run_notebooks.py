@@ -4,12 +4,20 @@
                                                      # into .scratch/ (cache and figures too)
     python scripts/run_notebooks.py results --scale cpu [--device cuda] [NAME ...]
                                                      # fill results/<scale>/ (resumable: finished runs
-                                                     # are cached), executed copies into .scratch/
+                                                     # are cached), executed copies into .scratch/;
+                                                     # figures go to figures/ only at the book's scale
     python scripts/run_notebooks.py execute [NAME ...]
                                                      # re-execute the committed notebooks in place at
                                                      # their default parameters (after new results)
 
 Notebooks run from the ``notebooks/`` folder, as nbval and Jupyter Book run them.
+
+Where runs write (``bisls_core.experiments.results_dir``, ``plotting.figures_dir``):
+only a run at the book's scale (``experiments.BOOK_SCALE``, ``$BISLS_BOOK_SCALE``)
+writes into the committed ``results/`` and ``figures/``; any other scale writes under
+``.scratch/``, which git ignores. ``results`` keeps its cache in ``results/<scale>/``
+at every scale (hours of GPU work are not scratch: commit them, then set the book's
+scale), while its figures follow the rule.
 """
 
 from __future__ import annotations
@@ -80,7 +88,9 @@ def main() -> int:
             jobs.append((nb, out / nb.name, {"scale": "smoke", "recompute": True}, env_s))
         elif args.mode == "results":
             params = {"scale": args.scale, "device": args.device}
-            jobs.append((nb, out / f"{nb.stem}-{args.scale}.ipynb", params, env))
+            # the cache of a deliberate fill is kept for committing (smoke is never committed)
+            env_r = env if args.scale == "smoke" else dict(env, BISLS_RESULTS=str(ROOT / "results"))
+            jobs.append((nb, out / f"{nb.stem}-{args.scale}.ipynb", params, env_r))
         else:
             jobs.append((nb, nb, {}, env))
     failed = []
