@@ -170,7 +170,7 @@ def test_recompute_that_differs_rewrites_the_entries():
     assert _same(grid()["A"], g["A"])  # the cache now holds the new numbers
 
 
-# --------------------------------------------------------------------------- where each scale writes
+# ------------------------------------------------------------------ where each scale writes
 def test_only_the_book_scale_writes_into_the_committed_folders(monkeypatch):
     monkeypatch.delenv("BISLS_RESULTS")
     monkeypatch.delenv("BISLS_FIGURES", raising=False)
@@ -196,7 +196,8 @@ def test_figures_follow_the_scale_of_the_runs(tmp_path, monkeypatch):
     fig, ax = plt.subplots()
     ax.plot([1, 2])
     paths = plotting.save(fig, "toy")
-    assert paths == [tmp_path / ".scratch" / "figures" / "smoke" / f"toy.{f}" for f in ("png", "svg")]
+    scratch = tmp_path / ".scratch" / "figures" / "smoke"
+    assert paths == [scratch / "toy.png", scratch / "toy.svg"]
     assert plotting.save(fig, "toy", scale="cpu")[0] == tmp_path / "figures" / "toy.png"
     plt.close(fig)
 
@@ -247,7 +248,7 @@ def test_a_png_within_round_off_is_kept_and_a_changed_one_replaced(tmp_path, mon
     plt.close(fig)
 
 
-def test_claims_of_another_scale_go_to_scratch_and_same_claims_leave_the_file(tmp_path, monkeypatch):
+def test_claims_of_another_scale_go_to_scratch_and_same_claims_stay(tmp_path, monkeypatch):
     monkeypatch.delenv("BISLS_RESULTS")
     monkeypatch.setattr(E, "repo_root", lambda: tmp_path)
     args = dict(claim="c", paper="p", ours="o", verdict="held")
@@ -309,6 +310,9 @@ def test_read_only_cache_folder_as_a_user(tmp_path, monkeypatch):
 
 def test_a_cached_grid_needs_no_writable_folder(monkeypatch):
     first = grid()
-    monkeypatch.setattr(E.tempfile, "mkstemp", lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "no")))
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(E.tempfile, "mkstemp", denied)
     again = grid()
     assert len(CALLS) == 4 and _same(first["A"], again["A"])
