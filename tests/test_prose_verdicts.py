@@ -2,20 +2,24 @@
 
 A page that discusses a claim of the paper marks it with the claim's id (the key
 that ``bisls_core.experiments.record_claim`` wrote under ``results/<scale>/claims/``)
-in a link whose text is our verdict, in the page's language:
+in a link whose text is our verdict, in the page's language (English: held,
+partly, not held, inconclusive; French: see ``WORDS``):
 
-    [partly](../scorecard.md "claim-fig07-bisls-beats-tuned")   the scorecard page
-    [partly](#claim-fig07-bisls-beats-tuned)                    the row's label
-    {ref}`partly <claim-fig07-bisls-beats-tuned>`               the same, as a role
+    [partly](#claim-fig07-bisls-beats-tuned)       the label of the claim's row,
+                                                   written by scripts/scorecard.py
+    {ref}`partly <claim-fig07-bisls-beats-tuned>`  the same, as a role
+    [partly](../scorecard.md "claim-fig07-bisls-beats-tuned")
+                                                   the scorecard page, id in the title
 
 and it gives the counts of the scorecard's summary as
 
-    [17 held, 10 partly, 5 not held, 0 inconclusive (of 32)](scorecard.md "claim-counts")
+    [17 held, 10 partly, 5 not held, 0 inconclusive (of 32)](../scorecard.md "claim-counts")
 
 The records are read through ``scripts/scorecard.py`` (the rows the scorecard
-shows: the largest scale present for each notebook). Changing a record's verdict,
-or the set of claims, fails here until the prose says the same; the message names
-the page, the claim and the word to write.
+shows: the largest scale present for each notebook; the same rule for what lies
+beyond the paper and for the counts). Changing a record's verdict, or the set of
+claims, fails here until the prose says the same; the message names the page,
+the claim and the word to write.
 """
 
 from __future__ import annotations
@@ -48,9 +52,10 @@ COUNT_WORDS = {
 }
 
 _ID = r"[A-Za-z0-9_.-]+"
+_TEXT = r"\[(?P<text>[^\]\n]+)\]"
 MARKERS = [
-    re.compile(r"\[(?P<text>[^\]\n]+)\]\((?:\.\./)*scorecard\.md\s+\"claim-(?P<id>" + _ID + r")\"\)"),
-    re.compile(r"\[(?P<text>[^\]\n]+)\]\(#claim-(?P<id>" + _ID + r")\)"),
+    re.compile(_TEXT + r"\((?:\.\./)*scorecard\.md\s+\"claim-(?P<id>" + _ID + r")\"\)"),
+    re.compile(_TEXT + r"\(#claim-(?P<id>" + _ID + r")\)"),
     re.compile(r"\{ref\}`(?P<text>[^<`\n]+?)\s*<claim-(?P<id>" + _ID + r")>`"),
 ]
 #: Any mention of a claim label, parsed or not (a malformed marker must not pass silently).
@@ -74,10 +79,13 @@ def _scorecard():
     return mod
 
 
+SCORECARD = _scorecard()
+
+
 def load_records() -> dict[str, dict]:
     """``claim_id -> record`` (with its ``notebook``), as the scorecard shows them."""
     records: dict[str, dict] = {}
-    for notebook, (_scale, claims) in _scorecard().collect().items():
+    for notebook, (_scale, claims) in SCORECARD.collect().items():
         for cid, entry in claims.items():
             records[cid] = {**entry, "notebook": notebook}
     return records
@@ -85,7 +93,7 @@ def load_records() -> dict[str, dict]:
 
 def is_beyond(record: dict) -> bool:
     """A check of a question the paper does not ask (not counted in the summary)."""
-    return record["notebook"].startswith("beyond")
+    return SCORECARD.is_beyond(record["notebook"])
 
 
 def markers(text: str) -> list[tuple[str, str]]:
@@ -182,3 +190,10 @@ def test_a_verdict_changed_by_hand_is_caught(records):
     flipped[cid]["verdict"] = next(v for v in VERDICTS if v != records[cid]["verdict"])
     assert any(m.startswith("the counts") for m in mismatches(index, "en", flipped)) \
         or is_beyond(records[cid])
+
+
+def test_counts_are_the_scorecard_summary(records):
+    n = SCORECARD.counts(SCORECARD.collect())
+    words, of = COUNT_WORDS["en"]
+    assert counts_text(records, "en") == (", ".join(f"{n.get(v, 0)} {words[v]}" for v in VERDICTS)
+                                          + f" ({of} {sum(n.values())})")
