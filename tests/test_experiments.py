@@ -82,7 +82,8 @@ def test_corrupt_entry_is_detected_and_recomputed(damage):
     victim = files[0]
     data = victim.read_bytes()
     victim.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"x" * 100, "empty": b""}[damage])
-    again = grid(fn=counting_runner)
+    with pytest.warns(RuntimeWarning, match=victim.name):
+        again = grid(fn=counting_runner)
     assert len(CALLS) == 5  # exactly the damaged run was recomputed
     for label in first:
         np.testing.assert_array_equal(first[label]["loss"], again[label]["loss"])
@@ -92,7 +93,8 @@ def test_entry_of_another_key_is_not_read():
     grid(fn=counting_runner)
     files = sorted(E.results_dir().rglob("*.npz"))
     files[1].write_bytes(files[0].read_bytes())  # right format, wrong key
-    grid(fn=counting_runner)
+    with pytest.warns(RuntimeWarning, match=files[1].name):
+        grid(fn=counting_runner)
     assert len(CALLS) == 5
 
 
