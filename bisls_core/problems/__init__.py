@@ -118,6 +118,7 @@ PROBLEMS: dict[str, str] = {
     "quadratic_bilevel": "bisls_core.problems.quadratic_bilevel",
     "hyperrep": "bisls_core.problems.hyperrep",
     "distillation": "bisls_core.problems.distillation",
+    "ridge": "bisls_core.problems.ridge",
 }
 
 
