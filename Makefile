@@ -49,7 +49,7 @@ nbval: $(STAMP)  ## re-execute the committed notebooks (cache hits) and compare 
 
 book-check: $(STAMP)  ## build both editions from the committed outputs (-W -n), then check the built site
 	$(BIN)/python scripts/scorecard.py
-	$(BIN)/python scripts/book.py --execute off --nitpicky
+	$(BIN)/python scripts/book.py --execute off --nitpicky --quiet
 
 notebooks: $(STAMP)  ## re-execute the committed notebooks in place at their default scale (after new results)
 	$(BIN)/python scripts/run_notebooks.py execute

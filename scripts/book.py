@@ -2,7 +2,7 @@
 
     python scripts/book.py                   # `make book`: the English edition executes
                                              # the notebooks (execute_notebooks: force)
-    python scripts/book.py --execute off -n  # `make test`: committed outputs, nitpicky
+    python scripts/book.py --execute off -n -q  # `make test`: committed outputs, nitpicky
     python scripts/book.py --check-only      # only check an existing _build/html
 
 The English edition (``_config.yml``, ``_toc.yml``) is built into ``_build/html``,
@@ -74,14 +74,14 @@ def write_config(edition: str, execute: str | None) -> Path:
     return path
 
 
-def build(edition: str, execute: str | None, nitpicky: bool) -> float:
+def build(edition: str, execute: str | None, nitpicky: bool, quiet: bool = False) -> float:
     config = write_config(edition, execute)
     toc = "_toc.yml" if edition == "en" else "_toc_fr.yml"
     # Jupyter Book writes the HTML into <path-output>/_build/html.
     out = ROOT if edition == "en" else BUILD / "fr"
     cmd = [str(BIN / "jupyter-book"), "build", str(ROOT), "--config", str(config), "--toc",
            str(ROOT / toc), "--path-output", str(out),
-           "-W", "--keep-going"] + (["-n"] if nitpicky else [])
+           "-W", "--keep-going"] + (["-n"] if nitpicky else []) + (["-q"] if quiet else [])
     env = {**os.environ}
     env.setdefault("JUPYTER_DEFAULT_PROVISIONER_NAME", PROVISIONER)
     print(f"== {edition} edition: {' '.join(cmd[1:])}", flush=True)
@@ -103,13 +103,16 @@ def main(argv: list[str] | None = None) -> int:
                              "the French edition always renders the committed outputs")
     parser.add_argument("-n", "--nitpicky", action="store_true",
                         help="warn about every missing reference target (with -W: fail)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no Sphinx status lines (warnings are still shown, and fail the build)")
     parser.add_argument("--check-only", action="store_true",
                         help="do not build; only check the site already in _build/html")
     args = parser.parse_args(argv)
     if not args.check_only:
-        seconds = {ed: build(ed, args.execute, args.nitpicky) for ed in ("en", "fr")}
+        seconds = {ed: build(ed, args.execute, args.nitpicky, args.quiet) for ed in ("en", "fr")}
         print("built " + ", ".join(f"{ed} in {s:.0f} s" for ed, s in seconds.items())
-              + f": open {SITE.relative_to(ROOT)}/index.html", flush=True)
+              + f"; open {SITE.relative_to(ROOT)}/index.html (English) or "
+              f"{SITE.relative_to(ROOT)}/fr/index.html (French)", flush=True)
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_site.py"), str(SITE)])
     return proc.returncode
 
