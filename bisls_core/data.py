@@ -55,6 +55,8 @@ from pathlib import Path
 
 import torch
 
+from ._validate import resolve_device
+
 __all__ = [
     "DATA_DIR",
     "MNIST_FILES",
@@ -170,17 +172,6 @@ def _verified_bytes(name: str) -> bytes:
 # ----------------------------------------------------------------------------- w8a
 
 
-def _resolve_device(device: torch.device | str | None) -> torch.device:
-    if device is None:
-        return torch.device("cpu")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device: cannot interpret {device!r} as a torch device ({err})") from None
-
-
 @lru_cache(maxsize=2)
 def _w8a_cpu(gz_bytes: bytes) -> tuple[torch.Tensor, torch.Tensor]:
     """Parse the (already verified) gzip'd w8a bytes; cached by content."""
@@ -228,7 +219,7 @@ def load_w8a(
     """
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype: expected a floating torch.dtype, got {dtype!r}")
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     X, y = _w8a_cpu(_verified_bytes(W8A_FILE))
     # copy=True: callers may modify the result in place without touching the cache.
     return X.to(device=dev, dtype=dtype, copy=True), y.to(device=dev, dtype=dtype, copy=True)

@@ -55,6 +55,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._validate import DEVICES, resolve_device
+from ._validate import check_int as _check_int
 from .stepsizes import check_choice
 
 __all__ = [
@@ -82,7 +84,6 @@ __all__ = [
 ]
 
 SCALES = ("smoke", "cpu", "paper")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 # --------------------------------------------------------------------------- paths
@@ -156,35 +157,6 @@ def _use_scale(scale: str) -> None:
 
 
 # --------------------------------------------------------------------------- parameters
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU. ``"cuda"`` without a GPU is
-    a clear ``ValueError`` instead of an error deep inside torch."""
-    if isinstance(device, torch.device):
-        device = device.type
-    if not isinstance(device, str):
-        raise TypeError(f"device must be a string, one of {DEVICES}, got {device!r}")
-    check_choice("device", device, DEVICES)
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            "device='cuda' was requested but no CUDA GPU is available on this machine; "
-            "use device='cpu' or device='auto'"
-        )
-    return torch.device(device)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def check_params(scale: str, device: str, n_runs: int | None, seed: int, recompute: bool) -> None:
     """Validate the parameters every notebook has; one clear error naming the parameter."""
     if not isinstance(scale, str):
@@ -245,7 +217,11 @@ def _canonical(obj: Any) -> Any:
 
 
 def _runner_id(fn: Callable) -> str:
-    return f"{fn.__module__}.{fn.__qualname__}@{getattr(fn, 'cache_version', '1')}"
+    """The runner's name in the cache key: its ``cache_id`` attribute (kept by a runner
+    that moved between modules, so that its entries keep their keys), else its
+    qualified name; then ``@`` and its ``cache_version``."""
+    name = getattr(fn, "cache_id", None) or f"{fn.__module__}.{fn.__qualname__}"
+    return f"{name}@{getattr(fn, 'cache_version', '1')}"
 
 
 def cache_key(fn: Callable, config: Mapping[str, Any], seed: int) -> str:
@@ -688,14 +664,28 @@ def record_claim(
 
 
 # --------------------------------------------------------------------------- reading grids
-def final_values(record: Mapping[str, np.ndarray], key: str) -> np.ndarray:
-    """Per run, the value of ``record[key]`` at the last iteration; NaN for a run
-    that diverged (``record["diverged"]`` true at the end) or never evaluated there."""
+def final_values(record: Mapping[str, np.ndarray], key: str,
+                 frac: float | None = None) -> np.ndarray:
+    """Per run, the value of ``record[key]`` at the last iteration, or with ``frac``
+    the mean over the evaluations in the last ``frac`` of the iterations (at least
+    the last one; NaN entries, iterations without an evaluation, are skipped). NaN
+    for a run that diverged (``record["diverged"]`` true at the end) or was never
+    evaluated there. A single noisy evaluation (a loss on a few digits after a step
+    on a small batch) is better compared through its tail mean (``frac=0.1``)."""
     values = np.asarray(record[key], dtype=float)
-    last = values.reshape(values.shape[0], -1)[:, -1].copy()
+    values = values.reshape(values.shape[0], -1)
+    if frac is None:
+        out = values[:, -1].copy()
+    else:
+        if not 0 < frac <= 1:
+            raise ValueError(f"frac must lie in (0, 1], got {frac!r}")
+        n = values.shape[1]
+        with warnings.catch_warnings():  # a run with no evaluation in its tail gives NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out = np.nanmean(values[:, n - max(1, round(frac * n)):], axis=1)
     if "diverged" in record:
-        last[np.asarray(record["diverged"]).reshape(values.shape[0], -1)[:, -1]] = np.nan
-    return last
+        out[np.asarray(record["diverged"]).reshape(values.shape[0], -1)[:, -1]] = np.nan
+    return out
 
 
 def best_label(grid: Mapping[str, Mapping[str, np.ndarray]], key: str = "val_loss",

@@ -12,8 +12,8 @@ Equation numbers refer to the paper (Fan, Choné-Ducasse, Schmidt, Thrampoulidis
 * :func:`sps_max` (5), :func:`dec_sps` (6), :func:`spsb` (7).
 * :func:`armijo_holds` -- the (stochastic) Armijo test (8), with the slack
   :math:`\delta` of the bilevel condition (14).
-* :func:`armijo_backtracking` -- the one backtracking routine used by SLS,
-  SLSB, the lower level of BiSLS and (with condition (14)) its upper level.
+* :func:`armijo_backtracking` -- the one Armijo search, with all its guards, used
+  by SLS, SLSB, the lower level of BiSLS and (with condition (14)) its upper level.
 * :func:`envelope_step` (9), :func:`reset` (Algorithm 3) and the upper-bound
   schedules (:func:`schedule`).
 """
@@ -21,17 +21,25 @@ Equation numbers refer to the paper (Fan, Choné-Ducasse, Schmidt, Thrampoulidis
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from typing import Callable
+
+from ._validate import check_bool, check_choice, check_int, check_number, check_positive
 
 __all__ = [
     "RESET_OPTIONS",
     "SCHEDULES",
+    "OUTCOMES",
+    "ROUND_OFF",
     "LineSearchResult",
     "armijo_backtracking",
     "armijo_holds",
-    "check_positive",
+    "check_bool",
     "check_choice",
+    "check_int",
+    "check_number",
+    "check_positive",
     "dec_sps",
     "envelope_step",
     "polyak_ratio",
@@ -53,29 +61,16 @@ SCHEDULES: dict[str, Callable[[float, int], float]] = {
 
 
 # --------------------------------------------------------------------------- checks
-def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
-    """Return ``float(value)`` or raise a ``ValueError`` naming the parameter."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {value!r}") from None
-    if math.isnan(v) or v < 0 or (v == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
-    return v
-
-
-def check_choice(name: str, value: object, choices) -> None:
-    """Raise a ``ValueError`` naming the parameter and listing the valid values."""
-    if value not in choices:
-        valid = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"unknown {name} {value!r}; valid values are: {valid}")
-
-
 def _check_unit_interval(name: str, value: float) -> float:
-    v = check_positive(name, value)
-    if not v < 1:
-        raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
+    return check_positive(name, value, below=1.0)
+
+
+def _check_step(name: str, value: float) -> float:
+    """A computed step (a search start, the previous step): positive, not NaN; an
+    infinite one is let through (it is a fact of the run, not a setting)."""
+    v = float(value)
+    if not v > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
     return v
 
 
@@ -174,6 +169,16 @@ def armijo_holds(f_new, f_old, step: float, sq_norm, c: float, delta: float = 0.
     return f_new <= float(f_old) - c * step * float(sq_norm) + delta
 
 
+#: Outcomes of :func:`armijo_backtracking`: the condition held (``"accepted"``), the
+#: search was skipped by the round-off guard (``"guard"``), the budget ran out
+#: (``"failed"``), or there was nothing to search on (``"nonfinite"``).
+OUTCOMES = ("accepted", "guard", "failed", "nonfinite")
+
+#: The round-off guard skips a search whose requested decrease at its start step is at
+#: most ``ROUND_OFF`` times the machine epsilon of :math:`f` times :math:`|f|`.
+ROUND_OFF = 8.0
+
+
 @dataclass(frozen=True)
 class LineSearchResult:
     """What a backtracking search found.
@@ -181,25 +186,44 @@ class LineSearchResult:
     Attributes
     ----------
     step:
-        the accepted step (the smallest tried step when the search failed).
+        the step to take: the accepted one; the start step when a guard skipped the
+        search; the smallest tried step when the budget ran out.
     rounds:
-        number of evaluations of the condition (``>= 1``).
+        evaluations of the condition (0 when a guard skipped the search).
     success:
-        whether the condition held for ``step``.
+        whether the step may serve as the memory of Algorithm 3 (``outcome`` is
+        ``"accepted"`` or ``"guard"``).
     value:
-        the trial objective at ``step`` (whatever ``trial`` returned).
+        the trial objective at ``step`` (:math:`f` itself for ``"guard"``, NaN
+        for ``"nonfinite"``).
+    outcome:
+        one of :data:`OUTCOMES`.
+    info:
+        further diagnostics a caller may record (empty today).
     """
 
     step: float
     rounds: int
     success: bool
     value: float
+    outcome: str = "accepted"
+    info: dict = field(default_factory=dict)
+
+
+def _epsilon(value) -> float:
+    """Machine epsilon of ``value``'s floating type (a Python float is a double)."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        return sys.float_info.epsilon
+    import torch
+
+    return torch.finfo(dtype).eps if dtype.is_floating_point else 0.0
 
 
 def armijo_backtracking(
     trial: Callable[[float], float],
-    f_old: float,
-    sq_norm: float,
+    f_old,
+    sq_norm,
     start: float,
     *,
     c: float = 0.5,
@@ -207,10 +231,25 @@ def armijo_backtracking(
     delta: float = 0.0,
     max_rounds: int = 100,
 ) -> LineSearchResult:
-    r"""Backtracking Armijo line search (Eq. (8); Eq. (14) with ``delta``).
+    r"""The Armijo line search with its guards (Eq. (8); Eq. (14) with ``delta``).
 
-    Starting from ``start`` (the reset upper bound, Algorithm 3), multiply the
-    step by ``w`` until ``armijo_holds(trial(step), f_old, step, sq_norm, c, delta)``.
+    The one search of the package: :class:`~bisls_core.optim.SLS`, the lower search
+    of BiSLS (condition (8)) and its upper search (condition (14)) call it. From
+    ``start`` (the reset of Algorithm 3) the step is multiplied by ``w`` until
+    ``armijo_holds(trial(step), f_old, step, sq_norm, c, delta)``. Guards, in order:
+
+    1. **non-finite start** -- ``f_old`` or ``sq_norm`` is NaN or infinite: nothing
+       to search on; ``start`` is returned, 0 rounds, outcome ``"nonfinite"``.
+    2. **round-off** -- :math:`c\,\gamma_{\text{start}}\|d\|^2 \le 8\,\epsilon|f|`
+       (:math:`\epsilon` of ``f_old``'s dtype): the decrease asked for is below the
+       resolution of :math:`f`, so the test would be decided by rounding (a
+       converged level whose sampled loss does not vanish; a gradient that is
+       numerically zero, exactly zero included). The search is skipped: ``start``
+       (it moves the point by a negligible amount), 0 rounds, outcome ``"guard"``.
+    3. **budget** -- after ``max_rounds`` failed tests the smallest tried step is
+       returned, outcome ``"failed"``, instead of looping on.
+    4. **non-finite trial** -- a NaN or infinite ``trial(step)`` fails the test
+       (:func:`armijo_holds`), so the search backtracks out of an overflow.
 
     Parameters
     ----------
@@ -218,7 +257,8 @@ def armijo_backtracking(
         ``step -> objective value after the trial step`` (for the upper level
         of BiSLS this includes the one lower-level step of Algorithm 2, l. 14).
     f_old, sq_norm:
-        :math:`f(x)` and the squared norm of the search direction.
+        :math:`f(x)` and the squared norm of the search direction (floats or 0-d
+        tensors; a tensor ``f_old`` gives the round-off guard its dtype).
     start:
         first step tried.
     c:
@@ -229,29 +269,35 @@ def armijo_backtracking(
     delta:
         slack of Eq. (14), ``>= 0``.
     max_rounds:
-        budget of condition evaluations. When it runs out, the search returns
-        the smallest tried step with ``success=False`` instead of looping on.
+        budget of condition evaluations.
+
+    Notes
+    -----
+    ``trial`` may move parameters in place (:class:`~bisls_core.optim.SLS` does);
+    if it raises, the exception propagates unchanged and the caller restores them.
     """
-    start = check_positive("start", start)
-    c = check_positive("c", c)
-    if c > 1:
-        # Eq. (8) states 0 < c < 1; Figure 5 runs SLS with c = 1, so 1 is allowed.
-        raise ValueError(f"c must lie in (0, 1], got {c!r}")
+    start = _check_step("start", start)
+    c = check_positive("c", c, at_most=1.0)  # (8) states c < 1; Figure 5 runs SLS with c = 1
     w = _check_unit_interval("w", w)
     delta = check_positive("delta", delta, allow_zero=True)
-    if int(max_rounds) < 1:
-        raise ValueError(f"max_rounds must be >= 1, got {max_rounds!r}")
-    f_old = float(f_old)
-    sq_norm = float(sq_norm)
+    if isinstance(max_rounds, bool) or int(max_rounds) != max_rounds or max_rounds < 1:
+        raise ValueError(f"max_rounds must be an integer >= 1, got {max_rounds!r}")
+    max_rounds = int(max_rounds)
+    eps = _epsilon(f_old)
+    f_old, sq_norm = float(f_old), float(sq_norm)
+    if not (math.isfinite(f_old) and math.isfinite(sq_norm)):
+        return LineSearchResult(start, 0, False, math.nan, "nonfinite")
+    if c * start * sq_norm <= ROUND_OFF * eps * abs(f_old):
+        return LineSearchResult(start, 0, True, f_old, "guard")
     step = start
     value = math.nan
-    for rounds in range(1, int(max_rounds) + 1):
+    for rounds in range(1, max_rounds + 1):
         value = float(trial(step))
         if armijo_holds(value, f_old, step, sq_norm, c, delta):
-            return LineSearchResult(step, rounds, True, value)
+            return LineSearchResult(step, rounds, True, value, "accepted")
         if rounds < max_rounds:
             step *= w
-    return LineSearchResult(step, int(max_rounds), False, value)
+    return LineSearchResult(step, max_rounds, False, value, "failed")
 
 
 # --------------------------------------------------------------------------- reset
@@ -267,10 +313,10 @@ def reset(previous: float | None, initial: float, option: str = "reset", eta: fl
     """
     check_choice("reset option", option, RESET_OPTIONS)
     initial = check_positive("initial", initial)
-    eta = check_positive("eta", eta)
-    if eta < 1:
+    if check_positive("eta", eta) < 1:
         raise ValueError(f"eta must be >= 1, got {eta!r}")
+    eta = float(eta)
     if previous is None or option == "reset":
         return initial
-    previous = check_positive("previous", previous)
+    previous = _check_step("previous", previous)
     return previous if option == "keep" else eta * previous

@@ -114,3 +114,56 @@ def test_bad_arguments_name_the_parameter(call, name):
 def test_unknown_name_lists_the_valid_ones():
     with pytest.raises(ValueError, match="'reset', 'keep', 'grow'"):
         S.reset(1.0, 1.0, 3)
+
+
+# --------------------------------------------------------------------------- the search's guards
+def test_search_outcomes():
+    ok = S.armijo_backtracking(lambda a: (1 - 2 * a) ** 2, 1.0, 4.0, start=4.0, c=0.5, w=0.5)
+    assert ok.outcome == "accepted" and ok.success
+    failed = S.armijo_backtracking(lambda a: 10.0, 1.0, 4.0, start=1.0, w=0.5, max_rounds=3)
+    assert failed.outcome == "failed" and not failed.success and failed.rounds == 3
+
+
+@pytest.mark.parametrize("f_old, sq", [(math.nan, 1.0), (1.0, math.inf), (math.inf, 1.0)])
+def test_nothing_finite_to_search_on(f_old, sq):
+    calls = []
+    res = S.armijo_backtracking(lambda a: calls.append(a) or 0.0, f_old, sq, start=2.0)
+    assert res.outcome == "nonfinite" and not res.success
+    assert (res.step, res.rounds, calls) == (2.0, 0, [])
+
+
+def test_round_off_guard_skips_a_search_decided_by_rounding():
+    """A decrease below the resolution of f: no trial, the start step, success."""
+    calls = []
+    trial = lambda a: calls.append(a) or math.nextafter(1.0, 2.0)  # noqa: E731  (one ulp up)
+    res = S.armijo_backtracking(trial, 1.0, 1e-17, start=1.0, c=0.5, max_rounds=50)
+    assert res.outcome == "guard" and res.success and (res.step, res.rounds) == (1.0, 0)
+    assert calls == []
+    # exactly zero gradient: the same guard
+    assert S.armijo_backtracking(trial, 3.0, 0.0, start=5.0).outcome == "guard"
+    # the resolution is that of f's dtype: float32 is coarser than a Python float
+    f32 = torch.tensor(1.0, dtype=torch.float32)
+    assert S.armijo_backtracking(lambda a: 1.0, f32, 1e-9, start=1.0).outcome == "guard"
+    assert S.armijo_backtracking(lambda a: 1.0, 1.0, 1e-9, start=1.0).outcome == "accepted"
+
+
+def test_a_trial_that_raises_propagates_unchanged():
+    def trial(a):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        S.armijo_backtracking(trial, 1.0, 1.0, start=1.0)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: S.armijo_backtracking(lambda a: 0.0, 1.0, 1.0, start=1.0, c=math.inf), "c"),
+    (lambda: S.armijo_backtracking(lambda a: 0.0, 1.0, 1.0, start=1.0, w=math.nan), "w"),
+    (lambda: S.armijo_backtracking(lambda a: 0.0, 1.0, 1.0, start=1.0, delta=math.inf), "delta"),
+    (lambda: S.sps_max(1.0, 1.0, gamma_b=math.inf), "gamma_b"),
+    (lambda: S.reset(1.0, 1.0, "grow", eta=math.inf), "eta"),
+    (lambda: S.reset(None, math.inf, "reset"), "initial"),
+    (lambda: S.schedule("constant", math.inf, 0), "gamma_b0"),
+])
+def test_infinite_settings_are_rejected(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()

@@ -179,24 +179,13 @@ def tuning_configs(sz: dict, method: str, *, hypergrad: str = "identity",
 
 
 def tail_values(record: dict, key: str = "val_loss", frac: float = 0.1):
-    """Per run, the mean of ``record[key]`` over the evaluations of the last ``frac`` of
-    the iterations (NaN for a run that diverged). One evaluation of the loss on 1,000
-    digits after a step on a batch of 10 is noisy; this is the "final value" the
-    tuning and the claims of the distillation notebooks compare."""
-    import warnings
+    """:func:`bisls_core.experiments.final_values` with ``frac=0.1`` of the validation
+    loss by default: one evaluation of the loss on 1,000 digits after a step on a batch
+    of 10 is noisy; this tail mean is the "final value" the tuning and the claims of
+    the distillation notebooks compare."""
+    from ..experiments import final_values
 
-    import numpy as np
-
-    values = np.asarray(record[key], dtype=float)
-    values = values.reshape(values.shape[0], -1)
-    n = values.shape[1]
-    tail = values[:, n - max(1, round(frac * n)):]
-    with warnings.catch_warnings():  # a run with no evaluation in its tail gives NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        out = np.nanmean(tail, axis=1)
-    if "diverged" in record:
-        out[np.asarray(record["diverged"]).reshape(values.shape[0], -1)[:, -1]] = np.nan
-    return out
+    return final_values(record, key, frac=frac)
 
 
 def tune(sz: dict, method: str, *, hypergrad: str = "identity", scale: str, seed: int = 0,
