@@ -149,6 +149,12 @@ def test_scorecard_shows_runs_and_interval_when_a_record_has_them():
     assert scorecard.summary_figure(found) == scorecard.summary_figure(found)  # reproducible bytes
 
 
+def test_committed_summary_figure_matches_the_claims():
+    found = scorecard.collect()
+    assert scorecard.SUMMARY_FIG.read_bytes() == scorecard.summary_figure(found), \
+        "book/scorecard_summary.svg is stale: run python scripts/scorecard.py"
+
+
 def test_scorecard_has_no_emoji():
     text = (ROOT / "book" / "scorecard.md").read_text(encoding="utf8")
     assert not re.search("[\U0001F300-\U0001FAFF\u2600-\u27BF]", text)
