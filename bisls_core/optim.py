@@ -4,15 +4,15 @@ r"""Single-level optimizers with automatic step sizes (closure API, like ``torch
   (Eq. (6)) and SPSB (Eq. (7)).
 * :class:`SLS` -- stochastic Armijo line search, SLS (constant bound) and SLSB
   (non-increasing bound :math:`\gamma_{b,k}`), Eq. (8).
-* :func:`run_single_level` -- the runner the figure notebooks give to
-  :func:`bisls_core.experiments.run_grid`.
 * :func:`make_external`, :func:`external_step`, :func:`evaluating` -- parameter-free
   baselines from their own packages (Prodigy, schedule-free SGD/AdamW, DoG), not
-  re-written here: the single-level runner and the bilevel loop drive them.
+  re-written here: the single-level runner (:mod:`bisls_core.single_level`) and the
+  bilevel loop drive them.
 
-The step-size formulas are not written here: the optimizers call the pure rules
-of :mod:`bisls_core.stepsizes`. Decaying-step SGD needs no class of its own:
-``torch.optim.SGD`` with a ``LambdaLR`` schedule (see :func:`run_single_level`).
+The step-size formulas and the line search are not written here: the optimizers
+call the pure rules of :mod:`bisls_core.stepsizes`, the only module this one
+imports. Decaying-step SGD needs no class of its own: ``torch.optim.SGD`` with a
+``LambdaLR`` schedule (see :func:`bisls_core.single_level.run_single_level`).
 
 The closure
 -----------
@@ -21,7 +21,9 @@ The closure
 (nothing is accumulated into ``.grad``) and calls it again, without gradients,
 at the trial points of a line search. The closure must therefore compute the
 loss of the *same* mini-batch each time it is called within one ``step``: draw
-the batch before calling ``step``.
+the batch before calling ``step``. A closure that calls ``backward()`` itself, or
+parameters none of which requires a gradient, are refused with an error that says
+so.
 
 One or two samples
 ------------------
@@ -61,11 +63,18 @@ Non-finite losses
 If the loss (or the gradient) at the current point is NaN or infinite,
 ``step`` raises :class:`FloatingPointError` naming the iteration, and leaves
 the parameters and the history unchanged: a diverged run never continues
-silently. (:func:`run_single_level` catches it and records the run as diverged
-from that iteration on.) A non-finite value at a *trial* point of the line
-search simply fails the Armijo test. A zero gradient is not an error: the
-Polyak ratio is then :math:`+\infty`, so the step is the bound and the
-parameters do not move.
+silently. (:func:`~bisls_core.single_level.run_single_level` catches it and
+records the run as diverged from that iteration on.) A non-finite value at a
+*trial* point of the line search simply fails the Armijo test. A zero gradient is
+not an error: the Polyak ratio is then :math:`+\infty`, so the step is the bound,
+and the line search is skipped by its round-off guard; the parameters do not move.
+
+Exceptions
+----------
+Whatever exception leaves ``step`` -- raised by the closure at a trial point, a
+``KeyboardInterrupt``, a :class:`FloatingPointError` -- the parameters are first
+restored to the values they had when ``step`` was called; the history and the
+step counter are left as they were.
 
 Param groups
 ------------
@@ -89,15 +98,13 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import numpy as np
 import torch
 from torch.optim import Optimizer
 
 from . import stepsizes as ss
 
-__all__ = ["SLS", "SPS", "METHODS", "EXTERNAL_METHODS", "EXTERNAL_OPTIMIZERS",
-           "check_optimizer_kwargs", "evaluating", "external_step", "make_external",
-           "run_single_level"]
+__all__ = ["SLS", "SPS", "EXTERNAL_OPTIMIZERS", "check_optimizer_kwargs", "evaluating",
+           "external_step", "make_external"]
 
 SPS_MODES = ("max", "dec", "bounded")
 _HISTORY_KEYS = ("step", "group_steps", "lr_bound", "loss", "grad_sq_norm", "rounds",
@@ -111,7 +118,7 @@ def _check_samples(samples: Any) -> int:
 
 
 class _AutoStep(Optimizer):
-    """Shared machinery: evaluation of the closure, gradients, the record."""
+    """Shared machinery: the guarded step, evaluation of the closure, gradients, the record."""
 
     def __init__(self, params, defaults: dict, samples: int):
         self.samples = _check_samples(samples)
@@ -136,25 +143,73 @@ class _AutoStep(Optimizer):
     def _params(self) -> list[list[torch.Tensor]]:
         return [[p for p in g["params"] if p.requires_grad] for g in self.param_groups]
 
+    # -- the step -----------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure: Callable) -> torch.Tensor:
+        """One step (see the class docstring); returns the loss of the direction sample
+        at the current point. On any exception the parameters are restored to their
+        values at the call, and the history is left unchanged, before it propagates."""
+        if closure is None:
+            raise ValueError("closure is required: it must return the loss (without backward)")
+        params = self._params()
+        if not any(params):
+            raise ValueError(
+                f"{type(self).__name__}: no parameter requires a gradient (requires_grad=False "
+                "on all of them); pass the tensors to optimise with requires_grad=True")
+        start = [[p.detach().clone() for p in ps] for ps in params]
+        try:
+            return self._step(closure, params, start)
+        except BaseException:
+            for ps, xs in zip(params, start):
+                for p, x in zip(ps, xs):
+                    p.copy_(x)
+            raise
+
+    def _step(self, closure: Callable, params, start) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
     # -- evaluations --------------------------------------------------------
     def _call(self, closure: Callable, sample: int):
         return closure() if self.samples == 1 else closure(sample)
 
-    def _loss_and_grad(self, closure: Callable, sample: int, params):
-        flat = [p for ps in params for p in ps]
+    def _loss(self, closure: Callable, sample: int, flat) -> torch.Tensor:
+        """The closure's loss (with its graph), refused when the closure ran backward()."""
+        before = [p.grad for p in flat]
         with torch.enable_grad():
             loss = self._call(closure, sample)
+        if any(p.grad is not g for p, g in zip(flat, before)):
+            raise RuntimeError(self._backward_misuse())
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise TypeError("the closure must return the loss as a one-element tensor, "
                             f"got {type(loss).__name__}")
+        return loss
+
+    def _backward_misuse(self) -> str:
+        return (f"{type(self).__name__}: the closure called backward() itself; it must only "
+                "return the loss (the optimizer differentiates it): remove loss.backward() "
+                "and optimizer.zero_grad() from the closure")
+
+    def _loss_and_grad(self, closure: Callable, sample: int, params):
+        flat = [p for ps in params for p in ps]
+        loss = self._loss(closure, sample, flat)
         value = float(loss.detach())
         k = self.state["k"]
         if not math.isfinite(value):
             raise FloatingPointError(
                 f"{type(self).__name__}: the loss is {value} at iteration {k} (sample {sample}); "
                 "the parameters were left unchanged")
-        with torch.enable_grad():
-            grads = torch.autograd.grad(loss.reshape(()), flat, allow_unused=True)
+        if not loss.requires_grad:
+            raise RuntimeError(
+                f"{type(self).__name__}: the closure's loss does not depend on the parameters "
+                "through autograd; compute it from the parameters inside the closure, "
+                "outside torch.no_grad() and without .detach()")
+        try:
+            with torch.enable_grad():
+                grads = torch.autograd.grad(loss.reshape(()), flat, allow_unused=True)
+        except RuntimeError as err:
+            if "second time" in str(err):
+                raise RuntimeError(self._backward_misuse()) from err
+            raise
         grads = [torch.zeros_like(p) if g is None else g for p, g in zip(flat, grads)]
         out, pos = [], 0
         for ps in params:
@@ -207,6 +262,10 @@ class SPS(_AutoStep):
         bound is SPSB) and ``"inv_sqrt"`` for ``"bounded"``; not used by ``"dec"``.
     samples:
         1 or 2 (see the module's documentation).
+
+    Every float setting must be finite (a ``ValueError`` names it otherwise). If
+    ``step`` raises (any exception, ``KeyboardInterrupt`` included), the parameters
+    are restored to their values at the call before the exception propagates.
     """
 
     def __init__(self, params, lr_bound: float = 1.0, mode: str = "bounded", c: float = 0.5,
@@ -219,9 +278,10 @@ class SPS(_AutoStep):
         ss.check_positive("lr_bound", group["lr_bound"])
         ss.check_positive("c", group["c"])
         ss.check_choice("mode", group["mode"], SPS_MODES)
-        f_star = group["f_star"]
-        if isinstance(f_star, bool) or not isinstance(f_star, (int, float)) or math.isnan(f_star):
-            raise ValueError(f"f_star must be a number, got {f_star!r}")
+        try:
+            ss.check_number("f_star", group["f_star"])
+        except TypeError as err:  # one error type for every bad setting of a group
+            raise ValueError(str(err)) from None
         sched = group["bound_schedule"]
         if sched is not None:
             ss.check_choice("bound_schedule", sched, ss.SCHEDULES)
@@ -235,13 +295,8 @@ class SPS(_AutoStep):
         sched = group["bound_schedule"] or ("inv_sqrt" if group["mode"] == "bounded" else "constant")
         return ss.schedule(sched, group["lr_bound"], k)
 
-    @torch.no_grad()
-    def step(self, closure: Callable) -> torch.Tensor:
-        """One SPS step; returns the loss of the direction sample at the current point."""
-        if closure is None:
-            raise ValueError("closure is required: it must return the loss (without backward)")
+    def _step(self, closure: Callable, params, start) -> torch.Tensor:
         k = self.state["k"]
-        params = self._params()
         loss, f_i, d, sq_i = self._loss_and_grad(closure, 0, params)
         n_evals = 1
         if self.samples == 2:
@@ -249,31 +304,33 @@ class SPS(_AutoStep):
             n_evals = 2
         else:
             f_j, sq_j = f_i, sq_i
-        g2 = sum(sq_j)
-        steps = []
-        for gi, group in enumerate(self.param_groups):
-            st = self._group_state(gi)
-            c, lb = float(group["c"]), float(group["f_star"])
-            if group["mode"] == "dec":
-                c_k = c * math.sqrt(k + 1)
-                c_prev, gamma_prev = (c_k, float(group["lr_bound"])) if k == 0 else (
-                    c * math.sqrt(k), st["prev"])
-                # A zero step stays zero (the ratio was 0: the loss met its lower bound).
-                step = 0.0 if gamma_prev == 0 else float(ss.dec_sps(f_j, g2, c_k, c_prev,
-                                                                     gamma_prev, lb))
-            elif group["mode"] == "max":
-                step = float(ss.sps_max(f_j, g2, self._bound(group, k), c, lb))
-            else:
-                step = float(ss.spsb(f_j, g2, self._bound(group, k), c, lb))
-            st["prev"] = step
-            steps.append(step)
-            for p, g in zip(params[gi], d[gi]):
+        steps = [self._rule(group, self._group_state(gi), k, f_j, sum(sq_j))
+                 for gi, group in enumerate(self.param_groups)]
+        for ps, ds, step in zip(params, d, steps):
+            for p, g in zip(ps, ds):
                 p.add_(g, alpha=-step)
-        self._record(step=steps[0], group_steps=steps, lr_bound=self._bound(self.param_groups[0], k)
-                     if self.param_groups[0]["mode"] != "dec" else float("nan"),
+        for gi, step in enumerate(steps):
+            self._group_state(gi)["prev"] = step
+        first = self.param_groups[0]
+        self._record(step=steps[0], group_steps=steps,
+                     lr_bound=self._bound(first, k) if first["mode"] != "dec" else float("nan"),
                      loss=f_i, grad_sq_norm=sum(sq_i), rounds=0, success=True,
                      n_func_evals=n_evals, n_grad_evals=n_evals)
         return loss
+
+    def _rule(self, group: dict, st: dict, k: int, f_j: float, g2: float) -> float:
+        """The step of one group: Eq. (5), (6) or (7)."""
+        c, lb = float(group["c"]), float(group["f_star"])
+        if group["mode"] == "dec":
+            c_k = c * math.sqrt(k + 1)
+            c_prev, gamma_prev = (c_k, float(group["lr_bound"])) if k == 0 else (
+                c * math.sqrt(k), st["prev"])
+            # A zero step stays zero (the ratio was 0: the loss met its lower bound).
+            return 0.0 if gamma_prev == 0 else float(ss.dec_sps(f_j, g2, c_k, c_prev,
+                                                                gamma_prev, lb))
+        if group["mode"] == "max":
+            return float(ss.sps_max(f_j, g2, self._bound(group, k), c, lb))
+        return float(ss.spsb(f_j, g2, self._bound(group, k), c, lb))
 
 
 class SLS(_AutoStep):
@@ -310,6 +367,14 @@ class SLS(_AutoStep):
         budget of Armijo evaluations per step (>= 1).
     samples:
         1 or 2 (see the module's documentation).
+
+    The search is :func:`bisls_core.stepsizes.armijo_backtracking`, with its guards:
+    when the decrease it would ask for is below the resolution of the loss (a
+    numerically zero gradient), the start step is taken without a search (0 rounds).
+    Every float setting must be finite (a ``ValueError`` names it otherwise). If
+    ``step`` raises (any exception, ``KeyboardInterrupt`` included, e.g. from the
+    closure at a trial point), the parameters are restored to their values at the
+    call before the exception propagates.
     """
 
     _SHARED = ("c", "w", "max_rounds")
@@ -323,16 +388,11 @@ class SLS(_AutoStep):
 
     def _check_group(self, group: dict) -> None:
         ss.check_positive("lr_bound", group["lr_bound"])
-        c = ss.check_positive("c", group["c"])
-        if c > 1:
-            raise ValueError(f"c must lie in (0, 1], got {group['c']!r}")
-        w = ss.check_positive("w", group["w"])
-        if w >= 1:
-            raise ValueError(f"w must lie in (0, 1), got {group['w']!r}")
+        ss.check_positive("c", group["c"], at_most=1.0)
+        ss.check_positive("w", group["w"], below=1.0)
         ss.check_choice("bound_schedule", group["bound_schedule"], ss.SCHEDULES)
         ss.check_choice("reset", group["reset"], ss.RESET_OPTIONS)
-        eta = ss.check_positive("eta", group["eta"])
-        if eta < 1:
+        if ss.check_positive("eta", group["eta"]) < 1:
             raise ValueError(f"eta must be >= 1, got {group['eta']!r}")
         m = group["max_rounds"]
         if isinstance(m, bool) or not isinstance(m, int) or m < 1:
@@ -343,31 +403,25 @@ class SLS(_AutoStep):
                 raise ValueError(f"{key} must be the same in every param group (one joint line "
                                  f"search), got {first[key]!r} and {group[key]!r}")
 
-    @torch.no_grad()
-    def step(self, closure: Callable) -> torch.Tensor:
-        """One SLS step; returns the loss of the direction sample at the current point."""
-        if closure is None:
-            raise ValueError("closure is required: it must return the loss (without backward)")
+    def _step(self, closure: Callable, params, start) -> torch.Tensor:
         k = self.state["k"]
-        params = self._params()
         loss, f_i, d, sq_i = self._loss_and_grad(closure, 0, params)
         n_func = n_grad = 1
         if self.samples == 2:
-            _, f_j, e, sq_j = self._loss_and_grad(closure, 1, params)
+            loss_j, _, e, sq_j = self._loss_and_grad(closure, 1, params)
             n_func, n_grad, sample = 2, 2, 1
         else:
-            f_j, e, sq_j, sample = f_i, d, sq_i, 0
+            loss_j, e, sq_j, sample = loss, d, sq_i, 0
         bounds, starts = [], []
         for gi, group in enumerate(self.param_groups):
             bound = ss.schedule(group["bound_schedule"], group["lr_bound"], k)
             prev = self._group_state(gi)["prev"]
-            start = ss.reset(prev if prev else None, bound, group["reset"], group["eta"])
+            first_try = ss.reset(prev if prev else None, bound, group["reset"], group["eta"])
             bounds.append(bound)
-            starts.append(min(start, bound))
-        x0 = [[p.detach().clone() for p in ps] for ps in params]
+            starts.append(min(first_try, bound))
 
         def move(tau: float, direction) -> None:
-            for ps, xs, ds, s in zip(params, x0, direction, starts):
+            for ps, xs, ds, s in zip(params, start, direction, starts):
                 for p, x, g in zip(ps, xs, ds):
                     p.copy_(x).add_(g, alpha=-tau * s)
 
@@ -377,7 +431,7 @@ class SLS(_AutoStep):
 
         first = self.param_groups[0]
         res = ss.armijo_backtracking(
-            trial, f_j, sum(s * q for s, q in zip(starts, sq_j)), 1.0,
+            trial, loss_j, sum(s * q for s, q in zip(starts, sq_j)), 1.0,
             c=first["c"], w=first["w"], max_rounds=first["max_rounds"])
         n_func += res.rounds
         move(res.step, d)
@@ -401,15 +455,6 @@ EXTERNAL_OPTIMIZERS: dict[str, tuple[str, str, str]] = {
     "schedulefree_adamw": ("schedulefree", "AdamWScheduleFree", "schedulefree==1.4.1"),
     "dog": ("dog", "DoG", "dog-optimizer==1.0.3"),
 }
-
-#: Legend names of the external optimizers -> their configuration names.
-EXTERNAL_METHODS: dict[str, str] = {
-    "Prodigy": "prodigy",
-    "Schedule-free SGD": "schedulefree_sgd",
-    "Schedule-free AdamW": "schedulefree_adamw",
-    "DoG": "dog",
-}
-
 
 def check_optimizer_kwargs(name: str, kwargs: Any) -> dict[str, Any]:
     """``kwargs`` as a plain ``dict`` of JSON-able values (``None`` -> ``{}``), or a
@@ -499,199 +544,3 @@ def evaluating(opt: Optimizer) -> Iterator[None]:
         with torch.no_grad():
             for p, s in zip(params, saved):
                 p.copy_(s)
-
-
-# ============================================================================ runner
-#: Legend names of the single-level methods -> how the runner builds them.
-#: The external baselines (:data:`EXTERNAL_METHODS`) are driven by their package's
-#: own rule, with ``optimizer_kwargs`` for its constructor.
-METHODS = ("SPS_max", "DecSPS", "SPSB", "SLS", "SLSB", "decaying-step SGD", *EXTERNAL_METHODS)
-
-_CONFIG_KEYS = {"problem", "problem_args", "problem_seed", "method", "K", "eval_every",
-                "keep_iterates", "average_from", "gamma_b0", "c", "schedule", "samples", "w",
-                "reset", "eta", "max_rounds", "optimizer_kwargs"}
-#: The step-size options of this module's methods (no meaning for an external optimizer).
-_OWN_OPTION_KEYS = ("gamma_b0", "c", "schedule", "w", "reset", "eta", "max_rounds")
-
-
-def _make_optimizer(cfg: Mapping[str, Any], x: torch.Tensor, lower_bound: float):
-    method = cfg["method"]
-    ss.check_choice("method", method, METHODS)
-    g0 = cfg.get("gamma_b0", 1.0)
-    samples = cfg.get("samples", 1)
-    if method in EXTERNAL_METHODS:
-        own = [key for key in _OWN_OPTION_KEYS if key in cfg]
-        if own:
-            raise ValueError(f"the configuration key(s) {own} have no meaning for {method!r}: "
-                             "pass its options as optimizer_kwargs (e.g. {'lr': 0.1})")
-        if samples != 1:
-            raise ValueError(f"samples=2 has no meaning for {method!r}")
-        return make_external(EXTERNAL_METHODS[method], [x], cfg.get("optimizer_kwargs")), None
-    if "optimizer_kwargs" in cfg:
-        raise ValueError(f"optimizer_kwargs is for the external methods "
-                         f"{list(EXTERNAL_METHODS)}, not {method!r}")
-    if method == "SPS_max":
-        return SPS([x], lr_bound=g0, mode="max", c=cfg.get("c", 1.0), f_star=lower_bound,
-                   samples=samples), None
-    if method == "DecSPS":
-        return SPS([x], lr_bound=g0, mode="dec", c=cfg.get("c", 1.0), f_star=lower_bound,
-                   samples=samples), None
-    if method == "SPSB":
-        return SPS([x], lr_bound=g0, mode="bounded", c=cfg.get("c", 1.0), f_star=lower_bound,
-                   bound_schedule=cfg.get("schedule", "inv_sqrt"), samples=samples), None
-    if method in ("SLS", "SLSB"):
-        sched = cfg.get("schedule", "constant" if method == "SLS" else "inv_sqrt")
-        return SLS([x], lr_bound=g0, c=cfg.get("c", 1.0 if method == "SLS" else 0.1),
-                   w=cfg.get("w", 0.5), bound_schedule=sched, reset=cfg.get("reset", "reset"),
-                   eta=cfg.get("eta", 2.0), max_rounds=cfg.get("max_rounds", 100),
-                   samples=samples), None
-    # decaying-step SGD: gamma_k = schedule(gamma_b0, k), torch.optim.SGD + LambdaLR.
-    if samples != 1:
-        raise ValueError("samples=2 has no meaning for decaying-step SGD")
-    sched = cfg.get("schedule", "inv_sqrt")
-    ss.check_choice("schedule", sched, ss.SCHEDULES)
-    ss.check_positive("gamma_b0", g0)
-    opt = torch.optim.SGD([x], lr=g0)
-    lr = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: ss.schedule(sched, 1.0, k))
-    return opt, lr
-
-
-def run_single_level(config: Mapping[str, Any], *, seed: int, device="cpu") -> dict[str, np.ndarray]:
-    """Run one single-level method on one problem; the runner of the figure notebooks.
-
-    Configuration keys
-    ------------------
-    ``problem`` (name for :func:`bisls_core.problems.make`), ``problem_args``
-    (its sizes), ``problem_seed`` (default 0: the problem is the same in every
-    run; ``seed`` only drives the sampling), ``method`` (one of :data:`METHODS`),
-    ``K`` (iterations), ``eval_every`` (default 1), ``keep_iterates`` (default
-    false), ``average_from`` (``k0``: also record :math:`f(\\bar x) - f^*` for
-    :math:`\\bar x` the mean of :math:`x^{k_0}, \\dots, x^{k-1}`), and the
-    method's options ``gamma_b0`` (default 1), ``c`` (default 1; 0.1 for SLSB),
-    ``schedule`` (the bound's; default ``"inv_sqrt"`` for SPSB, SLSB and SGD),
-    ``samples`` (1 or 2), ``w``, ``reset``, ``eta``, ``max_rounds``; for the
-    external baselines of :data:`EXTERNAL_METHODS` (``"Prodigy"``, ``"Schedule-free SGD"``,
-    ``"Schedule-free AdamW"``, ``"DoG"``) only ``optimizer_kwargs`` (JSON-able keyword
-    arguments of the package's constructor; default: its defaults). A schedule-free
-    optimizer's loss is recorded at its evaluation point (``.eval()``, see
-    :func:`evaluating`), its gradients taken at the train-mode point.
-
-    Returns
-    -------
-    dict of arrays
-        ``eval_at`` (iterations where the full objective was evaluated: every
-        ``eval_every`` and ``K``), ``loss`` (:math:`f(x^k) - f^*` when
-        :math:`f^*` is known, else :math:`f(x^k)`), ``dist``
-        (:math:`\\|x^k - x^*\\|`, when :math:`x^*` is known), ``avg_loss`` (with
-        ``average_from``), per iteration ``step``, ``bound``
-        (:math:`\\gamma_{b,k}`; NaN for DecSPS and the external optimizers, whose
-        ``step`` is :func:`external_step`'s), ``rounds``, ``n_evals``
-        (mini-batch loss plus gradient evaluations in that iteration),
-        ``x`` (iterates, shape ``(K+1, d)``, with ``keep_iterates``) and
-        ``diverged`` (first iteration whose loss was not finite, -1 if none).
-        Values after a divergence are NaN.
-    """
-    from .experiments import resolve_device
-    from .problems import make
-
-    cfg = dict(config)
-    unknown = set(cfg) - _CONFIG_KEYS
-    if unknown:
-        raise ValueError(f"unknown configuration key(s) {sorted(unknown)}; "
-                         f"valid keys are: {sorted(_CONFIG_KEYS)}")
-    for key in ("problem", "method", "K"):
-        if key not in cfg:
-            raise ValueError(f"the configuration lacks {key!r}")
-    dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
-    problem = make(cfg["problem"], device=dev, seed=cfg.get("problem_seed", 0),
-                   **cfg.get("problem_args", {}))
-    K, every = int(cfg["K"]), int(cfg.get("eval_every", 1))
-    if K < 1 or every < 1:
-        raise ValueError(f"K and eval_every must be >= 1, got K={K}, eval_every={every}")
-    samples = _check_samples(cfg.get("samples", 1))
-    x = problem.x0.detach().clone().requires_grad_(True)
-    opt, lr_sched = _make_optimizer(cfg, x, problem.lower_bound)
-    external = cfg["method"] in EXTERNAL_METHODS
-    gen = torch.Generator().manual_seed(int(seed))
-    f_star = problem.f_star or 0.0
-    k0 = cfg.get("average_from")
-    eval_at = sorted(set(range(0, K, every)) | {K})
-    pos = {k: i for i, k in enumerate(eval_at)}
-    nan = float("nan")
-    out = {"eval_at": np.array(eval_at), "loss": np.full(len(eval_at), nan),
-           "step": np.full(K, nan), "bound": np.full(K, nan), "rounds": np.full(K, nan),
-           "n_evals": np.full(K, nan)}
-    if problem.x_star is not None:
-        out["dist"] = np.full(len(eval_at), nan)
-    if k0 is not None:
-        out["avg_loss"] = np.full(len(eval_at), nan)
-        x_sum = torch.zeros_like(x, dtype=torch.float64)
-    if cfg.get("keep_iterates"):
-        out["x"] = np.full((K + 1, x.numel()), nan)
-    diverged = -1
-
-    def record_point(k: int) -> bool:
-        with torch.no_grad(), (evaluating(opt) if external else contextlib.nullcontext()):
-            if "x" in out:
-                out["x"][k] = x.detach().cpu().double().numpy()
-            if k in pos:
-                value = float(problem.f(x, None)) - f_star
-                out["loss"][pos[k]] = value
-                if "dist" in out:
-                    out["dist"][pos[k]] = float(torch.linalg.vector_norm(x - problem.x_star))
-                if k0 is not None and k > k0:
-                    xb = (x_sum / (k - k0)).to(x.dtype)
-                    out["avg_loss"][pos[k]] = float(problem.f(xb, None)) - f_star
-                return math.isfinite(value)
-        return bool(torch.isfinite(x).all())
-
-    for k in range(K):
-        if not record_point(k):
-            diverged = k
-            break
-        if k0 is not None and k >= k0:
-            x_sum += x.detach().double()
-        idx = [problem.sample(gen) for _ in range(samples)]
-        if external:
-            opt.zero_grad()
-            loss = problem.f(x, idx[0])
-            if not math.isfinite(float(loss.detach())):
-                diverged = k
-                break
-            loss.backward()
-            if not bool(torch.isfinite(x.grad).all()):
-                diverged = k
-                break
-            out["step"][k] = external_step(opt)
-            out["rounds"][k], out["n_evals"][k] = 0, 2
-        elif lr_sched is None:
-            closure = (lambda: problem.f(x, idx[0])) if samples == 1 else (
-                lambda s: problem.f(x, idx[s]))
-            try:
-                opt.step(closure)
-            except FloatingPointError:
-                diverged = k
-                break
-            hist = opt.state["history"]
-            out["step"][k], out["bound"][k] = hist["step"][-1], hist["lr_bound"][-1]
-            out["rounds"][k] = hist["rounds"][-1]
-            out["n_evals"][k] = hist["n_func_evals"][-1] + hist["n_grad_evals"][-1]
-        else:
-            opt.zero_grad()
-            loss = problem.f(x, idx[0])
-            if not math.isfinite(float(loss.detach())):
-                diverged = k
-                break
-            loss.backward()
-            out["step"][k] = out["bound"][k] = opt.param_groups[0]["lr"]
-            out["rounds"][k], out["n_evals"][k] = 0, 2
-            opt.step()
-            lr_sched.step()
-    else:
-        if not record_point(K):
-            diverged = K
-    out["diverged"] = np.array(diverged)
-    return out
-
-
-run_single_level.cache_version = "1"

@@ -50,7 +50,7 @@ import torch
 from myst_nb import glue
 
 from bisls_core import experiments, plotting
-from bisls_core.optim import run_single_level
+from bisls_core.single_level import run_single_level
 
 torch.set_num_threads(1)
 experiments.check_params(scale, device, n_runs, seed, recompute)

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from bisls_core import stepsizes as ss
-from bisls_core.optim import SLS, SPS, run_single_level
+from bisls_core.optim import SLS, SPS
+from bisls_core.single_level import run_single_level
 
 torch.set_num_threads(1)
 
@@ -280,3 +281,111 @@ def test_quadratic_closed_form_optimum():
     assert float(g.norm()) < 1e-12
     assert p.f_star == pytest.approx(float(p.f(p.x_star, None)))
     assert p.lower_bound == 0.0 and p.n == 2
+
+
+# --------------------------------------------------------------------------- faults and misuse
+def _raising_at_trial(x, n_ok, exc):
+    """A closure that raises ``exc`` once it has been called ``n_ok`` times."""
+    calls = [0]
+
+    def closure():
+        calls[0] += 1
+        if calls[0] > n_ok:
+            raise exc
+        return quad(x)
+
+    return closure
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("data loader died"), KeyboardInterrupt()])
+def test_sls_interrupted_in_its_search_restores_the_parameters(exc):
+    x = start()
+    opt = SLS([x], lr_bound=10.0, c=0.5)
+    with pytest.raises(type(exc)):
+        opt.step(_raising_at_trial(x, 2, exc))  # the loss, one trial, then the error
+    torch.testing.assert_close(x.detach(), torch.tensor([3.0, 1.0], dtype=torch.float64))
+    assert opt.state["k"] == 0 and opt.state["history"]["step"] == []
+    opt.step(lambda: quad(x))  # and the optimizer goes on from there
+    assert opt.state["k"] == 1
+
+
+def test_sps_interrupted_between_param_groups_restores_the_parameters(monkeypatch):
+    x1 = torch.tensor([3.0], dtype=torch.float64, requires_grad=True)
+    x2 = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+    opt = SPS([{"params": [x1]}, {"params": [x2]}], lr_bound=1.0, mode="max")
+    real, calls = ss.sps_max, [0]
+
+    def second_group_interrupted(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ss, "sps_max", second_group_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        opt.step(lambda: quad(torch.cat([x1, x2])))
+    assert float(x1.detach()) == 3.0 and float(x2.detach()) == 1.0
+    assert opt.state["history"]["step"] == []
+    assert opt.state.get("groups", [{}])[0].get("prev") is None
+
+
+def test_sls_skips_the_search_when_the_gradient_is_numerically_zero():
+    """float32 loss 1 + (x - b)^2 at x = b + 1e-4: the decrease the test asks for
+    (c s |g|^2 = 2e-8) is below the loss's resolution (1.2e-7): no search, the start step."""
+    b = torch.tensor([0.5], dtype=torch.float32)
+    x = (b + 1e-4).requires_grad_(True)
+    opt = SLS([x], lr_bound=1.0, c=0.5, w=0.5, max_rounds=10)
+    calls = [0]
+
+    def closure():
+        calls[0] += 1
+        return 1.0 + ((x - b) ** 2).sum()
+
+    opt.step(closure)
+    h = opt.state["history"]
+    assert h["rounds"][-1] == 0 and h["success"][-1] and h["step"][-1] == 1.0 and calls[0] == 1
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda p: SLS(p, lr_bound=math.inf), "lr_bound"),
+    (lambda p: SLS(p, eta=math.inf), "eta"),
+    (lambda p: SLS(p, c=math.nan), "c"),
+    (lambda p: SPS(p, lr_bound=math.inf), "lr_bound"),
+    (lambda p: SPS(p, c=math.inf), "c"),
+    (lambda p: SPS(p, f_star=math.inf), "f_star"),
+    (lambda p: SPS(p, f_star=-math.inf), "f_star"),
+    (lambda p: SPS([{"params": p, "lr_bound": math.inf}]), "lr_bound"),
+])
+def test_infinite_settings_are_rejected(make, name):
+    with pytest.raises(ValueError, match=name):
+        make([start()])
+
+
+@pytest.mark.parametrize("make", [lambda p: SPS(p, mode="max"), lambda p: SLS(p)])
+def test_closure_calling_backward_is_told_what_to_do(make):
+    x = start()
+    opt = make([x])
+
+    def closure():
+        loss = quad(x)
+        loss.backward()
+        return loss
+
+    with pytest.raises(RuntimeError, match=r"called backward\(\).*return the loss"):
+        opt.step(closure)
+    torch.testing.assert_close(x.detach(), torch.tensor([3.0, 1.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("make", [lambda p: SPS(p, mode="max"), lambda p: SLS(p)])
+def test_no_parameter_requiring_a_gradient_is_told_what_to_do(make):
+    x = start().detach()
+    opt = make([x])
+    with pytest.raises(ValueError, match="no parameter requires a gradient.*requires_grad=True"):
+        opt.step(lambda: quad(x))
+
+
+def test_a_loss_without_graph_is_told_what_to_do():
+    x = start()
+    opt = SLS([x])
+    with pytest.raises(RuntimeError, match="does not depend on the parameters"):
+        opt.step(lambda: quad(x.detach()))

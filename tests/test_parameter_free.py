@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from bisls_core import optim
+from bisls_core import single_level
 from bisls_core.bilevel import make_config, run_bilevel
 from bisls_core.problems.quadratic_bilevel import make_quadratic_bilevel
 
@@ -83,8 +83,8 @@ def test_optimizer_fields_need_the_external_rule():
 def test_single_level_runner(method):
     kw = {"optimizer_kwargs": {"lr": 0.1}} if method.startswith("Schedule") else {}
     cfg = {"problem": "quadratic", "method": method, "K": 300, "eval_every": 100, **kw}
-    a = optim.run_single_level(cfg, seed=0, device="cpu")
-    b = optim.run_single_level(cfg, seed=0, device="cpu")
+    a = single_level.run_single_level(cfg, seed=0, device="cpu")
+    b = single_level.run_single_level(cfg, seed=0, device="cpu")
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
     assert a["diverged"] == -1 and a["loss"][-1] < 0.1 * a["loss"][0]
@@ -93,8 +93,8 @@ def test_single_level_runner(method):
 
 def test_single_level_runner_rejects_own_options():
     with pytest.raises(ValueError, match="optimizer_kwargs"):
-        optim.run_single_level({"problem": "quadratic", "method": "DoG", "K": 2,
+        single_level.run_single_level({"problem": "quadratic", "method": "DoG", "K": 2,
                                 "gamma_b0": 1.0}, seed=0)
     with pytest.raises(ValueError, match="optimizer_kwargs"):
-        optim.run_single_level({"problem": "quadratic", "method": "SPSB", "K": 2,
+        single_level.run_single_level({"problem": "quadratic", "method": "SPSB", "K": 2,
                                 "optimizer_kwargs": {}}, seed=0)
