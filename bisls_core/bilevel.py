@@ -1,45 +1,58 @@
 r"""The alternating bi-level loop: BiSLS-SGD/Adam, BiSPS and their baselines.
 
-One loop (Algorithms 1 and 2 of the paper, read with ``ERRATA.md``) serves every
-method of the paper's figures; a :class:`BilevelConfig` picks
+One loop (Algorithms 1 and 2 of the paper, read with ``ERRATA.md``),
+:func:`run_bilevel`, serves every method of the paper's figures. A
+:class:`BilevelConfig` names three small rules, each chosen by name from a registry:
 
-* the **lower-level rule** for the :math:`T` steps
-  :math:`y^{k,t+1} = y^{k,t} - \beta_{k,t}\nabla_y g(x^k, y^{k,t}; \psi_{k,t})`:
-  ``"fixed"`` (:math:`\beta_{k,t} = \beta_{b,0}`), ``"sps"`` (Eq. (11): SPS_max with the
-  bound :math:`\beta_{b,k}` of ``beta_schedule`` and the lower bound ``g_lower_bound``
-  in place of :math:`g(x^k, y^*_{x^k,\psi}; \psi)`), or ``"armijo"`` (backtracking on
-  condition (8) from :math:`\mathrm{reset}(\beta_{\text{prev}}, \beta_{b,0})`, Algorithm 2
-  lines 4-5);
-* the **upper-level rule** for :math:`\alpha_k`: ``"fixed"``
-  (:math:`\alpha_{b,0}`), ``"decay"`` (:math:`\alpha_{b,0}/\sqrt{k+1}`), ``"bisps"``
-  (Eqs. (10) and (12)) or ``"bisls"`` (backtracking on condition (14), Algorithm 2
-  lines 9-15);
-* the **direction**: ``"sgd"`` (:math:`d_k = h_f^k`) or ``"adam"``
-  (:math:`d_k = A_k^{-1}\hat m_k`);
-* or, at either level, ``"external"``: a parameter-free baseline from its own
-  package (``upper_optimizer``/``lower_optimizer`` in ``"prodigy"``,
-  ``"schedulefree_sgd"``, ``"schedulefree_adamw"``, ``"dog"``; see
-  :data:`bisls_core.optim.EXTERNAL_OPTIMIZERS`) steps on the hypergradient
-  (:math:`\nabla_y g`) as its gradient, with its own direction and step.
+* a **lower-level rule** (:data:`LOWER_RULES`) gives the step sizes of the :math:`T`
+  steps :math:`y^{k,t+1} = y^{k,t} - \beta_{k,t}\nabla_y g(x^k, y^{k,t}; \psi_{k,t})`:
+  ``"fixed"`` (:class:`FixedLower`), ``"sps"`` (Eq. (11), :class:`SPSLower`),
+  ``"armijo"`` (condition (8) with Algorithm 3, :class:`ArmijoLower`) or
+  ``"external"`` (a package optimizer, :class:`ExternalLower`);
+* an **upper-level rule** (:data:`UPPER_RULES`) gives :math:`\alpha_k` and
+  :math:`x^{k+1}`: ``"fixed"``, ``"decay"``, ``"bisps"`` (Eqs. (10), (12)),
+  ``"bisls"`` (condition (14) with Algorithm 3) or ``"external"``;
+* a **direction** (:data:`DIRECTIONS`) gives :math:`d_k`: ``"sgd"``
+  (:math:`d_k = h_f^k`) or ``"adam"`` (:math:`d_k = A_k^{-1}\hat m_k`).
 
-Then :math:`y^{k+1} = y^{k,T}` (ERRATA: Algorithm 2, line 8 is garbled), the
-hypergradient :math:`h_f^k` is estimated at :math:`(x^k, y^{k+1})` on fresh batches
-:math:`\phi` (upper) and :math:`\psi` (lower) by :func:`bisls_core.hypergrad.hypergradient`,
-and :math:`x^{k+1} = x^k - \alpha_k d_k`.
+Each rule is a small class that owns its state (the previous accepted step, Adam's
+moments, an external optimizer) and reports what it did (step, search rounds,
+failures, oracle calls); the loop calls them in Algorithm 2's order and builds the
+per-iteration record in one place (:class:`Record`). A new rule is one class and
+one registry entry. The protocols:
 
-Public API: :class:`BilevelConfig`, :func:`run_bilevel`, :data:`METHODS`, :func:`make_config`.
+``lower = LOWER_RULES[name](config, oracles)``
+    ``lower.begin(k, y, restart) -> y^{k,0}``; ``lower.step(x, y, value, grad, idx)
+    -> InnerStep`` for one of the :math:`T` steps (``value``, ``grad``:
+    :math:`g` and :math:`\nabla_y g` on the step's batch ``idx``);
+    ``lower.end(y) -> y^{k+1}``; ``lower.line14_step(last) -> β`` of Algorithm 2, line 14.
+``upper = UPPER_RULES[name](config, oracles)``
+    ``upper.step(UpperInput) -> UpperStep`` (:math:`\alpha_k`, :math:`x^{k+1}` and the
+    facts); ``upper.output(x)``: the point to report (a schedule-free average);
+    ``upper.record_keys``: extra per-iteration keys it reports in ``UpperStep.extra``.
+``direction = DIRECTIONS[name](config, x0)``
+    ``direction(k, h) -> (d_k, ‖h‖²_*)``, the squared norm condition (14) uses.
+
+:class:`Oracles` is the rules' access to the problem: batches from the run's own
+generator, :math:`g` and :math:`\nabla_y g`, and the hypergradient
+(:func:`bisls_core.hypergrad.hypergradient`). The searches are the package's one
+Armijo search, :func:`bisls_core.stepsizes.armijo_backtracking`, with its guards.
+
+Public API: :class:`BilevelConfig`, :func:`run_bilevel`, :data:`METHODS`,
+:func:`make_config`, :func:`run_config`, :data:`RECORD_KEYS` and the registries.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import torch
 
-from .hypergrad import ESTIMATORS, hypergradient
+from .hypergrad import ESTIMATORS, HypergradResult, hypergradient
 from .optim import (
     EXTERNAL_OPTIMIZERS,
     check_optimizer_kwargs,
@@ -52,11 +65,12 @@ from .stepsizes import (
     RESET_OPTIONS,
     SCHEDULES,
     armijo_backtracking,
+    check_bool,
     check_choice,
+    check_int,
     check_positive,
     envelope_step,
     polyak_ratio,
-    LineSearchResult,
     reset,
     schedule,
     sps_max,
@@ -73,36 +87,22 @@ __all__ = [
     "BilevelConfig",
     "make_config",
     "run_bilevel",
+    "run_config",
 ]
 
-#: Upper-level step-size rules.
-UPPER_RULES = ("fixed", "decay", "bisps", "bisls", "external")
-#: Upper-level directions.
-DIRECTIONS = ("sgd", "adam")
-#: Lower-level step-size rules.
-LOWER_RULES = ("fixed", "sps", "armijo", "external")
 #: Right-hand sides of condition (14) (see ``BilevelConfig.reference``).
 REFERENCES = ("paper", "one_step")
 
 #: Keys of the per-iteration record returned by :func:`run_bilevel` (besides the
-#: problem's metric keys, their ``initial_`` values, and ``x_final``/``y_final``).
+#: problem's metric keys, their ``initial_`` values, ``x_final``/``y_final``, and the
+#: ``record_keys`` an upper rule may add).
 RECORD_KEYS = (
     "upper_loss", "lower_loss", "alpha", "beta", "beta_last", "upper_rounds",
     "lower_rounds", "upper_failures", "lower_failures", "n_hvp", "n_grad", "time", "diverged",
 )
 
 
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_bool(name: str, value) -> None:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-
-
+# ---------------------------------------------------------------- the configuration
 @dataclass(frozen=True)
 class BilevelConfig:
     r"""Everything that defines a run of the bi-level loop (validated on creation).
@@ -114,35 +114,31 @@ class BilevelConfig:
     T:
         number of lower-level steps per outer iteration (:math:`T \ge 1`).
     upper:
-        ``"fixed"`` :math:`\alpha_k = \alpha_{b,0}`; ``"decay"``
-        :math:`\alpha_{b,0}/\sqrt{k+1}`; ``"bisps"`` Eqs. (10), (12):
-        :math:`\alpha_k = \min\{\max\{\alpha_{l,k}, \tilde\alpha_k\}, \alpha_{b,k}\}` with
-        :math:`\alpha_{l,k} = \alpha_{l,0}/\sqrt{k+1}`,
-        :math:`\alpha_{b,k} = \alpha_{b,0}/\sqrt{k+1}`,
-        :math:`\tilde\alpha_k = (f(x^k, y^{k+1}; \phi) - l^*_f)/(p\|h_f^k\|^2)`;
-        ``"bisls"`` backtracking on condition (14); ``"external"`` the package
-        optimizer ``upper_optimizer`` takes one step per outer iteration with
-        :math:`h_f^k` as the gradient of :math:`x` (its own direction and step size).
+        a name of :data:`UPPER_RULES`: ``"fixed"`` :math:`\alpha_k = \alpha_{b,0}`;
+        ``"decay"`` :math:`\alpha_{b,0}/\sqrt{k+1}`; ``"bisps"`` Eqs. (10), (12)
+        (:class:`BiSPSUpper`); ``"bisls"`` backtracking on condition (14)
+        (:class:`BiSLSUpper`); ``"external"`` the package optimizer
+        ``upper_optimizer`` takes one step per outer iteration with :math:`h_f^k` as
+        the gradient of :math:`x` (its own direction and step size).
     direction:
         ``"sgd"`` or ``"adam"`` (``"bisps"`` and ``"external"`` are defined for
         ``"sgd"`` only: an external optimizer makes its own direction).
     lower:
-        ``"fixed"``, ``"sps"`` (Eq. (11)), ``"armijo"`` (condition (8)) or
-        ``"external"`` (the package optimizer ``lower_optimizer`` takes the :math:`T`
-        steps with :math:`\nabla_y g(x^k, y^{k,t}; \psi_{k,t})` as the gradient of :math:`y`).
+        a name of :data:`LOWER_RULES`: ``"fixed"``, ``"sps"`` (Eq. (11)),
+        ``"armijo"`` (condition (8)) or ``"external"`` (the package optimizer
+        ``lower_optimizer`` takes the :math:`T` steps with
+        :math:`\nabla_y g(x^k, y^{k,t}; \psi_{k,t})` as the gradient of :math:`y`).
     upper_optimizer, lower_optimizer:
-        with ``"external"``: ``"prodigy"`` (``prodigyopt.Prodigy``),
-        ``"schedulefree_sgd"``/``"schedulefree_adamw"`` (``schedulefree.SGDScheduleFree``/
-        ``AdamWScheduleFree``) or ``"dog"`` (``dog.DoG``), from their own packages
-        (:data:`bisls_core.optim.EXTERNAL_OPTIMIZERS`); ``None`` (and must be) otherwise.
-        One optimizer per level lives through the whole run (its state -- Prodigy's
-        :math:`d`, DoG's :math:`\bar r, G`, the schedule-free averages -- carries over
-        outer iterations; with ``warm_start=False`` the lower one is created afresh at
-        every restart). ``alpha``/``beta`` are not used by an external rule: its learning
-        rate is the package default unless ``*_kwargs`` sets ``lr``. A schedule-free
-        optimizer is stepped in train mode and read in eval mode: the upper one's
-        averaged point is where the metrics (and ``x_final``) are evaluated, the lower
-        one's averaged point is :math:`y^{k+1}` (where the hypergradient is taken).
+        with ``"external"``: ``"prodigy"``, ``"schedulefree_sgd"``,
+        ``"schedulefree_adamw"`` or ``"dog"``, from their own packages
+        (:data:`bisls_core.optim.EXTERNAL_OPTIMIZERS`); ``None`` (and must be)
+        otherwise. One optimizer per level lives through the whole run (its state
+        carries over outer iterations; with ``warm_start=False`` the lower one is
+        created afresh at every restart). ``alpha``/``beta`` are not used by an
+        external rule: its learning rate is the package default unless ``*_kwargs``
+        sets ``lr``. A schedule-free optimizer is stepped in train mode and read in
+        eval mode: the upper one's averaged point is where the metrics (and
+        ``x_final``) are evaluated, the lower one's averaged point is :math:`y^{k+1}`.
     upper_kwargs, lower_kwargs:
         keyword arguments (JSON-able) of the external optimizer's constructor;
         ``None``: the package's defaults. Checked on creation by building the
@@ -163,9 +159,9 @@ class BilevelConfig:
         ``"inv_sqrt"`` or ``"inv"`` (default: :math:`\beta_{b,0}/(k+1)`, Theorem 3).
     p:
         the Armijo/Polyak constant (:math:`p` of Eqs. (11), (12), (14); :math:`\bar c`
-        of (8)); default 0.5: Theorem 3 asks :math:`p \ge 1/2`, it is the SPS
-        default, and with :math:`p \le 1/2` Armijo accepts the :math:`1/L` step on a
-        quadratic.
+        of (8)), in :math:`(0, 1]`; default 0.5: Theorem 3 asks :math:`p \ge 1/2`, it
+        is the SPS default, and with :math:`p \le 1/2` Armijo accepts the :math:`1/L`
+        step on a quadratic.
     delta:
         slack :math:`\delta \ge 0` of condition (14); default 0 ("simply setting
         :math:`\delta = 0` works well", Section 2).
@@ -180,8 +176,9 @@ class BilevelConfig:
         failed search does not become the memory of Algorithm 3 (the next start is
         computed from the last *successful* step), otherwise one failure would pin
         the options ``"keep"``/``"grow"`` to a step :math:`w^{199}` times too small.
-        A search whose requested decrease at its start step is below floating-point
-        resolution (:math:`p\,\gamma\|d\|^2 \le 8\epsilon|f|`) is skipped: start step, 0 rounds.
+        The search's guards (:func:`bisls_core.stepsizes.armijo_backtracking`) skip a
+        search whose requested decrease is below floating-point resolution (start
+        step, 0 rounds) and one with nothing finite to search on (a failure).
     reset_upper, reset_lower:
         Algorithm 3's option for the next search start: ``"reset"`` (option 1),
         ``"keep"`` (2), ``"grow"`` (3). Defaults: ``"grow"`` upstairs (option 3 with
@@ -217,6 +214,9 @@ class BilevelConfig:
         fails; ``"one_step"`` removes that offset (a choice of this book).
     keep_final:
         return the final ``x`` and ``y`` as ``x_final``/``y_final``.
+
+    Integer fields accept integral floats (``3.0``) and store them as ``int``; every
+    float field must be finite (a ``ValueError`` names the field otherwise).
     """
 
     K: int = 100
@@ -251,77 +251,9 @@ class BilevelConfig:
     lower_kwargs: dict | None = None
 
     def __post_init__(self) -> None:
-        _check_int("K", self.K, 1)
-        _check_int("T", self.T, 1)
-        check_choice("upper", self.upper, UPPER_RULES)
-        check_choice("direction", self.direction, DIRECTIONS)
-        check_choice("lower", self.lower, LOWER_RULES)
-        if self.upper == "bisps" and self.direction != "sgd":
-            raise ValueError(
-                "upper 'bisps' is defined for direction 'sgd' only (Eq. (12)); "
-                "valid directions with 'bisps' are: 'sgd'"
-            )
-        if self.upper == "external" and self.direction != "sgd":
-            raise ValueError(
-                "upper 'external' makes its own direction from the hypergradient; "
-                "valid directions with 'external' are: 'sgd'"
-            )
-        for level, rule in (("upper", self.upper), ("lower", self.lower)):
-            name = getattr(self, f"{level}_optimizer")
-            kwargs = getattr(self, f"{level}_kwargs")
-            if rule == "external":
-                check_choice(f"{level}_optimizer", name, EXTERNAL_OPTIMIZERS)
-                kwargs = check_optimizer_kwargs(f"{level}_kwargs", kwargs)
-                object.__setattr__(self, f"{level}_kwargs", kwargs or None)
-                try:  # the package's own checks, now rather than in the middle of a run
-                    make_external(name, [torch.zeros(1, requires_grad=True)], kwargs)
-                except (TypeError, ValueError) as err:
-                    raise type(err)(f"{level}_kwargs {kwargs!r} for {name!r}: {err}") from None
-            elif name is not None or kwargs is not None:
-                raise ValueError(
-                    f"{level}_optimizer/{level}_kwargs are used by {level}='external' only, "
-                    f"got {level}={rule!r} with {level}_optimizer={name!r}"
-                )
-        check_positive("alpha", self.alpha)
-        check_positive("beta", self.beta)
-        if self.alpha_l0 is not None:
-            check_positive("alpha_l0", self.alpha_l0)
-            if self.alpha_l0 > self.alpha:
-                raise ValueError(
-                    f"alpha_l0 must be <= alpha (alpha_l0 <= alpha_b0, Theorem 3), "
-                    f"got alpha_l0={self.alpha_l0!r} > alpha={self.alpha!r}"
-                )
-        check_choice("beta_schedule", self.beta_schedule, SCHEDULES)
-        if not (check_positive("p", self.p) <= 1):
-            raise ValueError(f"p must lie in (0, 1], got {self.p!r}")
-        check_positive("delta", self.delta, allow_zero=True)
-        if not (check_positive("w", self.w) < 1):
-            raise ValueError(f"w must lie in (0, 1), got {self.w!r}")
-        _check_int("max_rounds", self.max_rounds, 1)
-        check_choice("reset_upper", self.reset_upper, RESET_OPTIONS)
-        check_choice("reset_lower", self.reset_lower, RESET_OPTIONS)
-        if check_positive("eta", self.eta) < 1:
-            raise ValueError(f"eta must be >= 1, got {self.eta!r}")
-        check_choice("samples", self.samples, (1, 2))
-        check_choice("hypergrad", self.hypergrad, ESTIMATORS)
-        _check_int("hypergrad_steps", self.hypergrad_steps,
-                   1 if self.hypergrad == "neumann_stochastic" else 0)
-        if self.hypergrad_lr is not None:
-            check_positive("hypergrad_lr", self.hypergrad_lr)
-        try:
-            b1, b2 = self.adam_betas
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"adam_betas must be a pair (beta1, beta2), got {self.adam_betas!r}"
-            ) from None
-        for name, b in (("adam_betas[0]", b1), ("adam_betas[1]", b2)):
-            if not (0 <= check_positive(name, b, allow_zero=True) < 1):
-                raise ValueError(f"{name} must lie in [0, 1), got {b!r}")
-        check_positive("adam_eps", self.adam_eps)
-        _check_bool("warm_start", self.warm_start)
-        _check_int("eval_every", self.eval_every, 1)
-        _check_bool("keep_final", self.keep_final)
-        check_choice("reference", self.reference, REFERENCES)
+        _check_rules(self)
+        _check_steps(self)
+        _check_rest(self)
 
     @property
     def alpha_low(self) -> float:
@@ -333,6 +265,689 @@ class BilevelConfig:
         moves the envelope with ``alpha``.
         """
         return self.alpha / 10.0 if self.alpha_l0 is None else float(self.alpha_l0)
+
+
+def _set(cfg: BilevelConfig, name: str, value: Any) -> None:
+    object.__setattr__(cfg, name, value)
+
+
+def _check_rules(cfg: BilevelConfig) -> None:
+    """The rule names, the directions they allow, and the external optimizers' fields."""
+    check_choice("upper", cfg.upper, UPPER_RULES)
+    check_choice("direction", cfg.direction, DIRECTIONS)
+    check_choice("lower", cfg.lower, LOWER_RULES)
+    rule = UPPER_RULES[cfg.upper]
+    if cfg.direction not in rule.directions:
+        valid = ", ".join(repr(d) for d in rule.directions)
+        raise ValueError(f"upper {cfg.upper!r} {rule.directions_why}; valid directions with "
+                         f"{cfg.upper!r} are: {valid}")
+    for level, rule in (("upper", cfg.upper), ("lower", cfg.lower)):
+        name, kwargs = getattr(cfg, f"{level}_optimizer"), getattr(cfg, f"{level}_kwargs")
+        if rule != "external":
+            if name is not None or kwargs is not None:
+                raise ValueError(
+                    f"{level}_optimizer/{level}_kwargs are used by {level}='external' only, "
+                    f"got {level}={rule!r} with {level}_optimizer={name!r}")
+            continue
+        check_choice(f"{level}_optimizer", name, EXTERNAL_OPTIMIZERS)
+        kwargs = check_optimizer_kwargs(f"{level}_kwargs", kwargs)
+        _set(cfg, f"{level}_kwargs", kwargs or None)
+        try:  # the package's own checks, now rather than in the middle of a run
+            make_external(name, [torch.zeros(1, requires_grad=True)], kwargs)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{level}_kwargs {kwargs!r} for {name!r}: {err}") from None
+
+
+def _check_steps(cfg: BilevelConfig) -> None:
+    """The step sizes and the constants of the searches (finite, in range)."""
+    check_positive("alpha", cfg.alpha)
+    check_positive("beta", cfg.beta)
+    if cfg.alpha_l0 is not None and check_positive("alpha_l0", cfg.alpha_l0) > cfg.alpha:
+        raise ValueError(f"alpha_l0 must be <= alpha (alpha_l0 <= alpha_b0, Theorem 3), "
+                         f"got alpha_l0={cfg.alpha_l0!r} > alpha={cfg.alpha!r}")
+    check_choice("beta_schedule", cfg.beta_schedule, SCHEDULES)
+    check_positive("p", cfg.p, at_most=1.0)
+    check_positive("delta", cfg.delta, allow_zero=True)
+    check_positive("w", cfg.w, below=1.0)
+    check_choice("reset_upper", cfg.reset_upper, RESET_OPTIONS)
+    check_choice("reset_lower", cfg.reset_lower, RESET_OPTIONS)
+    if check_positive("eta", cfg.eta) < 1:
+        raise ValueError(f"eta must be >= 1, got {cfg.eta!r}")
+    try:
+        b1, b2 = cfg.adam_betas
+    except (TypeError, ValueError):
+        raise ValueError(f"adam_betas must be a pair (beta1, beta2), got {cfg.adam_betas!r}"
+                         ) from None
+    for name, b in (("adam_betas[0]", b1), ("adam_betas[1]", b2)):
+        check_positive(name, b, allow_zero=True, below=1.0)
+    check_positive("adam_eps", cfg.adam_eps)
+    check_choice("reference", cfg.reference, REFERENCES)
+
+
+def _check_rest(cfg: BilevelConfig) -> None:
+    """Counts (stored as ``int``), the estimator, the switches."""
+    for name, minimum in (("K", 1), ("T", 1), ("max_rounds", 1), ("eval_every", 1),
+                          ("hypergrad_steps", 1 if cfg.hypergrad == "neumann_stochastic" else 0)):
+        _set(cfg, name, check_int(name, getattr(cfg, name), minimum))
+    check_choice("samples", cfg.samples, (1, 2))
+    check_choice("hypergrad", cfg.hypergrad, ESTIMATORS)
+    if cfg.hypergrad_lr is not None:
+        check_positive("hypergrad_lr", cfg.hypergrad_lr)
+    check_bool("warm_start", cfg.warm_start)
+    check_bool("keep_final", cfg.keep_final)
+
+
+# ---------------------------------------------------------------- the rules' access to the problem
+def _sq(t: Tensor) -> Tensor:
+    return torch.sum(t * t)
+
+
+def _is_finite(*values) -> bool:
+    for v in values:
+        if isinstance(v, Tensor):
+            if not bool(torch.isfinite(v).all()):
+                return False
+        elif not math.isfinite(float(v)):
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A hypergradient with the batches it was taken on: ``idx_f`` (:math:`\\phi`) and
+    ``idx_g`` (:math:`\\psi`)."""
+
+    result: HypergradResult
+    idx_f: Any
+    idx_g: Any
+
+
+class Oracles:
+    """The rules' access to the problem: batches drawn from the run's own generator,
+    :math:`g` with :math:`\\nabla_y g`, and the hypergradient of ``config``'s estimator."""
+
+    def __init__(self, problem: BilevelProblem, cfg: BilevelConfig, gen: torch.Generator):
+        self.problem, self.cfg, self.gen = problem, cfg, gen
+        stochastic = cfg.hypergrad == "neumann_stochastic" and problem.batch_lower is not None
+        self._factor_batches = problem.sample_lower if stochastic else None
+
+    def lower_batch(self):
+        """A fresh lower-level batch :math:`\\psi`."""
+        return self.problem.sample_lower(self.gen)
+
+    def g_and_grad(self, x: Tensor, y: Tensor, idx) -> tuple[Tensor, Tensor]:
+        """``g(x, y; idx)`` and its gradient in ``y`` (detached; no ``.grad`` writes)."""
+        with torch.enable_grad():
+            y_ = y.detach().requires_grad_(True)
+            value = self.problem.g(x.detach(), y_, idx)
+            (grad,) = torch.autograd.grad(value, y_, allow_unused=True)
+        grad = torch.zeros_like(y) if grad is None else grad
+        return value.detach(), grad.detach()
+
+    def hypergradient(self, x: Tensor, y: Tensor) -> Estimate:
+        """:math:`h_f` at ``(x, y)`` on fresh batches :math:`\\phi, \\psi` (Eq. (2), :math:`v`
+        by the configured estimator)."""
+        cfg = self.cfg
+        idx_f, idx_g = self.problem.sample_upper(self.gen), self.problem.sample_lower(self.gen)
+        hg = hypergradient(self.problem.f, self.problem.g, x, y, idx_f, idx_g, cfg.hypergrad,
+                           steps=cfg.hypergrad_steps, lr=cfg.hypergrad_lr, gen=self.gen,
+                           index_sampler=self._factor_batches)
+        return Estimate(hg, idx_f, idx_g)
+
+
+class _External:
+    """One package optimizer (:func:`bisls_core.optim.make_external`) driving one level's
+    variable, held as its own leaf tensor; the rule hands it gradients."""
+
+    def __init__(self, name: str, start: Tensor, kwargs: dict | None) -> None:
+        self.param = start.detach().clone().requires_grad_(True)
+        self.opt = make_external(name, [self.param], kwargs)
+
+    def step(self, grad: Tensor) -> float:
+        """One step with ``grad`` as the gradient; the effective step size (or NaN)."""
+        self.param.grad = grad.detach().clone()
+        step = external_step(self.opt)
+        self.param.grad = None
+        return step
+
+    def point(self) -> Tensor:
+        """Where the next gradient is taken (a schedule-free optimizer's train-mode point)."""
+        return self.param.detach().clone()
+
+    def output(self) -> Tensor:
+        """The point to report: a schedule-free optimizer's averaged (eval-mode) point,
+        the current point otherwise."""
+        with evaluating(self.opt):
+            return self.param.detach().clone()
+
+
+# ---------------------------------------------------------------- lower-level rules
+@dataclass
+class InnerStep:
+    """What a lower rule did in one of the :math:`T` steps: the new point, the step
+    :math:`\\beta_{k,t}`, condition evaluations, a failed search (0/1), gradient
+    evaluations beyond the step's own, and ``stop`` (nothing finite to step on: the
+    inner loop ends, the run diverges)."""
+
+    y: Tensor
+    step: Any
+    rounds: int = 0
+    failed: int = 0
+    n_grad: int = 0
+    stop: bool = False
+
+
+class LowerRule:
+    """Protocol of a lower-level rule (Algorithm 2, lines 3-8); the base class is the
+    identity where a rule has nothing to do."""
+
+    def __init__(self, cfg: BilevelConfig, oracles: Oracles) -> None:
+        self.cfg, self.oracles = cfg, oracles
+
+    def begin(self, k: int, y: Tensor, restart: bool) -> Tensor:
+        """:math:`y^{k,0}` from ``y`` (``restart``: ``y`` is ``problem.y0``)."""
+        return y
+
+    def step(self, x: Tensor, y: Tensor, value: Tensor, grad: Tensor, idx) -> InnerStep:
+        raise NotImplementedError
+
+    def end(self, y: Tensor) -> Tensor:
+        """:math:`y^{k+1}` from :math:`y^{k,T}` (ERRATA: Algorithm 2, line 8)."""
+        return y
+
+    def line14_step(self, last) -> Any:
+        """The :math:`\\beta` of Algorithm 2, line 14 (the trial's one lower step)."""
+        return last
+
+
+class FixedLower(LowerRule):
+    """:math:`\\beta_{k,t} = \\beta_{b,0}` (Algorithm 1, line 4 with a constant step)."""
+
+    def step(self, x, y, value, grad, idx) -> InnerStep:
+        return InnerStep(y - self.cfg.beta * grad, self.cfg.beta)
+
+
+class SPSLower(LowerRule):
+    r"""Eq. (11): :math:`\beta_{k,t} = \min\{(g - l^*_g)/(p\|\nabla_y g\|^2), \beta_{b,k}\}`,
+    :math:`\beta_{b,k}` of ``beta_schedule``, ``problem.g_lower_bound`` for :math:`l^*_g`
+    (in place of :math:`g(x^k, y^*_{x^k,\psi}; \psi)`); with ``samples=2`` the ratio is
+    taken on a second, independent batch (one more gradient)."""
+
+    def begin(self, k: int, y: Tensor, restart: bool) -> Tensor:
+        self.bound = schedule(self.cfg.beta_schedule, self.cfg.beta, k)
+        return y
+
+    def step(self, x, y, value, grad, idx) -> InnerStep:
+        grad_s, n_grad = grad, 0
+        if self.cfg.samples == 2:
+            value, grad_s = self.oracles.g_and_grad(x, y, self.oracles.lower_batch())
+            n_grad = 1
+        step = sps_max(value, _sq(grad_s), self.bound, c=self.cfg.p,
+                       lower_bound=self.oracles.problem.g_lower_bound)
+        return InnerStep(y - step * grad, step, n_grad=n_grad)
+
+
+class ArmijoLower(LowerRule):
+    r"""Condition (8): backtracking from :math:`\mathrm{reset}(\beta_{\text{prev}},
+    \beta_{b,0})` (Algorithm 2, lines 4-5; Algorithm 3's option ``reset_lower``) until
+    :math:`g(x, y - \beta\nabla_y g; \psi) \le g(x, y; \psi) - p\,\beta\|\nabla_y g\|^2`.
+    Its state: :math:`\beta_{\text{prev}}`, the last *accepted* step (a failed search
+    is not remembered), which is also the :math:`\beta` of line 14."""
+
+    def __init__(self, cfg: BilevelConfig, oracles: Oracles) -> None:
+        super().__init__(cfg, oracles)
+        self.prev: float | None = None
+
+    def step(self, x, y, value, grad, idx) -> InnerStep:
+        cfg, g = self.cfg, self.oracles.problem.g
+        start = reset(self.prev, cfg.beta, cfg.reset_lower, cfg.eta)
+
+        def trial(b: float) -> Tensor:
+            with torch.no_grad():
+                return g(x, y - b * grad, idx)
+
+        res = armijo_backtracking(trial, value, _sq(grad), start, c=cfg.p, w=cfg.w,
+                                  delta=0.0, max_rounds=cfg.max_rounds)
+        if res.outcome == "nonfinite":
+            return InnerStep(torch.full_like(y, math.nan), res.step, failed=1, stop=True)
+        if res.success:
+            self.prev = res.step
+        return InnerStep(y - res.step * grad, res.step, res.rounds, int(not res.success))
+
+    def line14_step(self, last) -> Any:
+        return self.prev if self.prev is not None else last
+
+
+class ExternalLower(LowerRule):
+    """The package optimizer ``lower_optimizer`` takes the :math:`T` steps with
+    :math:`\\nabla_y g` as the gradient of :math:`y` (its own step rule); its state lives
+    through the run, or restarts with :math:`y` when ``warm_start=False``."""
+
+    def __init__(self, cfg: BilevelConfig, oracles: Oracles) -> None:
+        super().__init__(cfg, oracles)
+        self.ext = _External(cfg.lower_optimizer, oracles.problem.y0, cfg.lower_kwargs)
+
+    def begin(self, k: int, y: Tensor, restart: bool) -> Tensor:
+        if restart:
+            self.ext = _External(self.cfg.lower_optimizer, y, self.cfg.lower_kwargs)
+        return self.ext.point()
+
+    def step(self, x, y, value, grad, idx) -> InnerStep:
+        if not _is_finite(value, grad):
+            return InnerStep(torch.full_like(y, math.nan), math.nan, failed=1, stop=True)
+        step = self.ext.step(grad)
+        return InnerStep(self.ext.point(), step)
+
+    def end(self, y: Tensor) -> Tensor:
+        return self.ext.output() if _is_finite(y) else y  # the schedule-free average
+
+
+#: Lower-level rules by name (``BilevelConfig.lower``).
+LOWER_RULES: dict[str, type[LowerRule]] = {
+    "fixed": FixedLower, "sps": SPSLower, "armijo": ArmijoLower, "external": ExternalLower,
+}
+
+
+# ---------------------------------------------------------------- upper-level rules
+@dataclass(frozen=True)
+class UpperInput:
+    """What an upper rule sees at iteration ``k``: :math:`x^k`, :math:`y^{k+1}`, the
+    direction :math:`d_k` and its squared norm :math:`\\|h_f^k\\|^2_*`, the hypergradient
+    estimate (with its batches) and the :math:`\\beta` of Algorithm 2, line 14."""
+
+    k: int
+    x: Tensor
+    y: Tensor
+    d: Tensor
+    sq_norm: Tensor
+    estimate: Estimate
+    beta_hat: Any
+
+
+@dataclass
+class UpperStep:
+    """What an upper rule did: :math:`\\alpha_k`, :math:`x^{k+1}`, condition evaluations,
+    a failed search (0/1), the gradient evaluations and second-order products it
+    added, and ``extra`` values for the rule's own ``record_keys``."""
+
+    alpha: Any
+    x: Tensor
+    rounds: int = 0
+    failures: int = 0
+    n_grad: int = 0
+    n_hvp: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class UpperRule:
+    """Protocol of an upper-level rule (Algorithm 2, lines 9-16)."""
+
+    #: directions the rule is defined for, and why when that is not all of them.
+    directions: tuple[str, ...] = ("sgd", "adam")
+    directions_why = ""
+    #: extra per-iteration record keys the rule reports in ``UpperStep.extra``.
+    record_keys: tuple[str, ...] = ()
+
+    def __init__(self, cfg: BilevelConfig, oracles: Oracles) -> None:
+        self.cfg, self.oracles = cfg, oracles
+
+    def step(self, it: UpperInput) -> UpperStep:
+        raise NotImplementedError
+
+    def output(self, x: Tensor) -> Tensor:
+        """The point at which to report the metrics (and ``x_final``)."""
+        return x
+
+
+def _descend(it: UpperInput, alpha, **facts) -> UpperStep:
+    """:math:`x^{k+1} = x^k - \\alpha_k d_k` (Algorithm 2, line 16)."""
+    return UpperStep(alpha, it.x - alpha * it.d, **facts)
+
+
+class FixedUpper(UpperRule):
+    """:math:`\\alpha_k = \\alpha_{b,0}`."""
+
+    def step(self, it: UpperInput) -> UpperStep:
+        return _descend(it, self.cfg.alpha)
+
+
+class DecayUpper(UpperRule):
+    """:math:`\\alpha_k = \\alpha_{b,0}/\\sqrt{k+1}` (decaying-step SGD, Theorem 1's rate)."""
+
+    def step(self, it: UpperInput) -> UpperStep:
+        return _descend(it, self.cfg.alpha / math.sqrt(it.k + 1))
+
+
+class BiSPSUpper(UpperRule):
+    r"""BiSPS, Eqs. (10) and (12): :math:`\alpha_k = \min\{\max\{\alpha_{l,k},
+    \tilde\alpha_k\}, \alpha_{b,k}\}` with :math:`\alpha_{l,k} = \alpha_{l,0}/\sqrt{k+1}`,
+    :math:`\alpha_{b,k} = \alpha_{b,0}/\sqrt{k+1}` and
+    :math:`\tilde\alpha_k = (f(x^k, y^{k+1}; \phi) - l^*_f)/(p\|h_f^k\|^2)`; with
+    ``samples=2`` the ratio comes from a second hypergradient on fresh batches."""
+
+    directions = ("sgd",)
+    directions_why = "is defined for direction 'sgd' only (Eq. (12))"
+
+    def step(self, it: UpperInput) -> UpperStep:
+        cfg, hg, n_grad, n_hvp = self.cfg, it.estimate.result, 0, 0
+        if cfg.samples == 2:
+            hg = self.oracles.hypergradient(it.x, it.y).result
+            n_grad, n_hvp = 2, hg.n_hvp
+        root = math.sqrt(it.k + 1)
+        tilde = polyak_ratio(float(hg.f_value), float(_sq(hg.h)),
+                             self.oracles.problem.f_lower_bound, c=cfg.p)
+        alpha = envelope_step(tilde, cfg.alpha_low / root, cfg.alpha / root)
+        return _descend(it, alpha, n_grad=n_grad, n_hvp=n_hvp)
+
+
+class BiSLSUpper(UpperRule):
+    r"""BiSLS, condition (14) with Algorithm 3 (Algorithm 2, lines 9-15): from
+    :math:`\mathrm{reset}(\alpha_{\text{prev}}, \alpha_{b,0})` multiply by :math:`w` until
+    :math:`f(\hat x, \hat y; \phi) \le f_{\text{ref}} - p\,\alpha\|h_f^k\|^2_* + \delta`,
+    :math:`\hat x = x^k - \alpha d_k`, :math:`\hat y = y^{k+1} - \beta\nabla_y g(\hat x,
+    y^{k+1}; \psi)` (line 14's one lower step); :math:`f_{\text{ref}}` is
+    :math:`f(x^k, y^{k+1}; \phi)` (``reference="paper"``) or the trial at
+    :math:`\alpha = 0` (``"one_step"``). State: the last accepted :math:`\alpha`.
+
+    Condition (14) tests a surrogate of :math:`F`: with one lower step, near
+    :math:`y^{k+1} \approx y^*(x^k)` its slope at :math:`\alpha = 0` is
+    :math:`-\langle \nabla_x f - \nabla^2_{xy} g\,\beta\,\nabla_y f, d_k\rangle`, i.e.
+    the hypergradient with :math:`[\nabla^2_{yy} g]^{-1}` replaced by :math:`\beta I`.
+    When :math:`\beta\nabla^2_{yy} g \ne I` and :math:`\nabla_y f \ne 0` at the
+    solution, the condition can become unsatisfiable (with :math:`\delta = 0`) close
+    to a stationary point of :math:`F`, and the accepted steps shrink: on the
+    quadratic test problem BiSLS-SGD then stalls at a small but non-zero gap, while
+    with :math:`\nabla^2_{yy} g = I` (:math:`\beta = 1` exact) it converges.
+    """
+
+    def __init__(self, cfg: BilevelConfig, oracles: Oracles) -> None:
+        super().__init__(cfg, oracles)
+        self.prev: float | None = None
+
+    def step(self, it: UpperInput) -> UpperStep:
+        cfg, f = self.cfg, self.oracles.problem.f
+        start = reset(self.prev, cfg.alpha, cfg.reset_upper, cfg.eta)
+        idx_f, idx_g = it.estimate.idx_f, it.estimate.idx_g
+
+        def trial(a: float) -> Tensor:
+            x_hat = it.x - a * it.d
+            _, gy = self.oracles.g_and_grad(x_hat, it.y, idx_g)
+            with torch.no_grad():
+                return f(x_hat, it.y - it.beta_hat * gy, idx_f)
+
+        f_ref, n_grad = it.estimate.result.f_value, 0
+        if cfg.reference == "one_step":
+            f_ref, n_grad = trial(0.0), 1
+        res = armijo_backtracking(trial, f_ref, it.sq_norm, start, c=cfg.p, w=cfg.w,
+                                  delta=cfg.delta, max_rounds=cfg.max_rounds)
+        if res.success:  # a failed search does not become the next start
+            self.prev = res.step
+        return _descend(it, res.step, rounds=res.rounds, failures=int(not res.success),
+                        n_grad=n_grad + res.rounds)
+
+
+class ExternalUpper(UpperRule):
+    """The package optimizer ``upper_optimizer`` takes one step per outer iteration with
+    :math:`h_f^k` as the gradient of :math:`x` (its own direction and step size)."""
+
+    directions = ("sgd",)
+    directions_why = "makes its own direction from the hypergradient"
+
+    def __init__(self, cfg: BilevelConfig, oracles: Oracles) -> None:
+        super().__init__(cfg, oracles)
+        self.ext = _External(cfg.upper_optimizer, oracles.problem.x0, cfg.upper_kwargs)
+
+    def step(self, it: UpperInput) -> UpperStep:
+        h = it.estimate.result.h
+        if not _is_finite(h):  # nothing to step on: the run has diverged
+            return UpperStep(math.nan, torch.full_like(it.x, math.nan))
+        alpha = self.ext.step(h)
+        return UpperStep(alpha, self.ext.point())
+
+    def output(self, x: Tensor) -> Tensor:
+        return self.ext.output()  # the schedule-free average
+
+
+#: Upper-level rules by name (``BilevelConfig.upper``).
+UPPER_RULES: dict[str, type[UpperRule]] = {
+    "fixed": FixedUpper, "decay": DecayUpper, "bisps": BiSPSUpper, "bisls": BiSLSUpper,
+    "external": ExternalUpper,
+}
+
+
+# ---------------------------------------------------------------- directions
+class SGDDirection:
+    """:math:`d_k = h_f^k`, with :math:`\\|h_f^k\\|^2` (Algorithm 2, SGD)."""
+
+    def __init__(self, cfg: BilevelConfig, x0: Tensor) -> None:
+        pass
+
+    def __call__(self, k: int, h: Tensor) -> tuple[Tensor, Tensor]:
+        return h, _sq(h)
+
+
+class AdamDirection:
+    r"""Adam (Algorithm 2): :math:`m_k = \beta_1 m_{k-1} + (1-\beta_1) h_f^k` (the paper
+    prints a minus: a typo, see ERRATA), :math:`v_k = \beta_2 v_{k-1} + (1-\beta_2)
+    (h_f^k)^2`, :math:`A_k = \sqrt{v_k/(1-\beta_2^{k+1})} + \epsilon`,
+    :math:`d_k = A_k^{-1} m_k/(1-\beta_1^{k+1})`; the norm of condition (14) is
+    :math:`\|h_f^k\|^2_{A_k^{-1}} = \sum_i (h_f^k)_i^2/(A_k)_i`. State: the moments."""
+
+    def __init__(self, cfg: BilevelConfig, x0: Tensor) -> None:
+        self.b1, self.b2 = (float(b) for b in cfg.adam_betas)
+        self.eps = cfg.adam_eps
+        self.m, self.v = torch.zeros_like(x0), torch.zeros_like(x0)
+
+    def __call__(self, k: int, h: Tensor) -> tuple[Tensor, Tensor]:
+        b1, b2 = self.b1, self.b2
+        self.m = b1 * self.m + (1 - b1) * h
+        self.v = b2 * self.v + (1 - b2) * h * h
+        a_mat = torch.sqrt(self.v / (1 - b2 ** (k + 1))) + self.eps
+        return (self.m / (1 - b1 ** (k + 1))) / a_mat, torch.sum(h * h / a_mat)
+
+
+#: Directions by name (``BilevelConfig.direction``).
+DIRECTIONS: dict[str, type] = {"sgd": SGDDirection, "adam": AdamDirection}
+
+
+# ---------------------------------------------------------------- the record
+@dataclass
+class LowerTotals:
+    """The :math:`T` inner steps of one iteration, summed: the steps (their sum and the
+    last), search rounds, failed searches, gradient evaluations."""
+
+    beta_sum: Any = 0.0
+    beta_last: Any = 0.0
+    rounds: int = 0
+    failures: int = 0
+    n_grad: int = 0
+
+    def add(self, s: InnerStep) -> None:
+        self.n_grad += 1 + s.n_grad  # the step's own gradient, plus the rule's
+        self.rounds += s.rounds
+        self.failures += s.failed
+        if not s.stop:
+            self.beta_sum = self.beta_sum + s.step
+            self.beta_last = s.step
+
+
+class Record:
+    r"""The per-iteration record of :func:`run_bilevel`, built in one place from what
+    the rules report.
+
+    Arrays of length ``K`` (float64; ``diverged`` bool), entry ``k`` for iteration
+    ``k``: ``upper_loss`` :math:`f(x^k, y^{k+1}; \phi)` (the hypergradient's batch);
+    ``lower_loss`` :math:`g(x^k, y^{k+1}; \psi)`; one key per ``problem.metrics``
+    entry, at :math:`(x^{k+1}, y^{k+1})` (NaN between evaluations when
+    ``eval_every > 1``); ``alpha`` :math:`lpha_k`; ``beta`` mean of the :math:`T`
+    lower steps (for an external rule: the effective step the optimizer exposes, see
+    :func:`bisls_core.optim.external_step`, or NaN); ``beta_last`` the last lower
+    step; ``upper_rounds`` evaluations of condition (14) (0 for the other rules);
+    ``lower_rounds`` mean evaluations of condition (8) per lower step (0 unless
+    ``"armijo"``); ``upper_failures`` (0/1), ``lower_failures`` (count over the
+    :math:`T` steps): searches that ran out of budget or had nothing finite to search
+    on; ``n_hvp`` second-order products; ``n_grad`` first-order gradient evaluations
+    (lower steps, SPS second samples, the two of the hypergradient, one per BiSLS
+    trial); ``time`` cumulative wall seconds of the algorithm (metric evaluations
+    excluded); ``diverged``; and the upper rule's ``record_keys``, if any. Plus
+    ``initial_<metric>`` (0-d arrays: the metrics at :math:`(x^0, y^0)`) and, with
+    ``keep_final``, ``x_final`` and ``y_final``.
+
+    Divergence: when a loss, a metric, ``x`` or ``y`` becomes inf/NaN at iteration
+    :math:`k`, that iteration's values are recorded as computed, ``diverged[k:]`` is
+    ``True``, the loop stops and the later entries are NaN.
+    """
+
+    def __init__(self, problem: BilevelProblem, cfg: BilevelConfig, upper: UpperRule,
+                 x: Tensor, y: Tensor) -> None:
+        self.problem, self.cfg, self.upper = problem, cfg, upper
+        self.initial = problem.metrics(x, y) if problem.metrics is not None else {}
+        self.metric_keys = list(self.initial)
+        own = (*RECORD_KEYS, *upper.record_keys)
+        clash = set(self.metric_keys) & set(own)
+        if clash:
+            raise ValueError(f"problem.metrics keys {sorted(clash)} clash with the record's "
+                             "own keys")
+        self.rec = {key: np.full(cfg.K, np.nan) for key in (*own, *self.metric_keys)
+                    if key != "diverged"}
+        self.rec["diverged"] = np.zeros(cfg.K, dtype=bool)
+
+    def add(self, k: int, hg: HypergradResult, low: LowerTotals, up: UpperStep,
+            elapsed: float, y: Tensor) -> bool:
+        """Record iteration ``k`` (metrics at :math:`(x^{k+1}, y^{k+1})` when due);
+        whether the run diverged there (then ``diverged[k:]`` is set)."""
+        rec, T = self.rec, self.cfg.T
+        facts = {
+            "upper_loss": float(hg.f_value), "lower_loss": float(hg.g_value),
+            "alpha": float(up.alpha), "beta": float(low.beta_sum) / T,
+            "beta_last": float(low.beta_last), "upper_rounds": up.rounds,
+            "lower_rounds": low.rounds / T, "upper_failures": up.failures,
+            "lower_failures": low.failures, "n_hvp": hg.n_hvp + up.n_hvp,
+            "n_grad": low.n_grad + 2 + up.n_grad, "time": elapsed, **up.extra,
+        }
+        for key, value in facts.items():
+            rec[key][k] = value
+        values = {}
+        if self.metric_keys and (k % self.cfg.eval_every == 0 or k == self.cfg.K - 1):
+            values = self.problem.metrics(self.upper.output(up.x), y)
+            for key in self.metric_keys:
+                rec[key][k] = float(values[key])
+        if _is_finite(rec["upper_loss"][k], rec["lower_loss"][k], up.x, y, *values.values()):
+            return False
+        rec["diverged"][k:] = True
+        return True
+
+    def result(self, x: Tensor, y: Tensor) -> dict[str, np.ndarray]:
+        out = dict(self.rec)
+        for key, val in self.initial.items():
+            out[f"initial_{key}"] = np.asarray(float(val))
+        if self.cfg.keep_final:
+            if _is_finite(x):
+                x = self.upper.output(x)
+            out["x_final"] = x.detach().cpu().numpy()
+            out["y_final"] = y.detach().cpu().numpy()
+        return out
+
+
+# ---------------------------------------------------------------- the loop
+def _inner_loop(lower: LowerRule, oracles: Oracles, cfg: BilevelConfig, x: Tensor,
+                y: Tensor) -> tuple[Tensor, LowerTotals]:
+    """Algorithm 2, lines 3-8: :math:`T` lower steps, each on a fresh batch
+    :math:`\\psi_{k,t}`, with the lower rule's step sizes; :math:`y^{k+1} = y^{k,T}`."""
+    totals = LowerTotals(beta_last=cfg.beta)
+    for _t in range(cfg.T):
+        idx = oracles.lower_batch()
+        value, grad = oracles.g_and_grad(x, y, idx)
+        s = lower.step(x, y, value, grad, idx)
+        totals.add(s)
+        y = s.y
+        if s.stop:
+            break
+    return lower.end(y), totals
+
+
+def _check_run(config: BilevelConfig, seed: int) -> None:
+    if not isinstance(config, BilevelConfig):
+        raise TypeError(f"config must be a BilevelConfig, got {type(config).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+
+
+def run_bilevel(
+    problem: BilevelProblem,
+    config: BilevelConfig,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    r"""Run ``config.K`` outer iterations on ``problem``; one record per iteration.
+
+    Iteration :math:`k` (Algorithm 2): the lower rule's :math:`T` steps from
+    :math:`y^{k,0}` (:math:`y^k`, or ``problem.y0`` without warm start) give
+    :math:`y^{k+1}`; the hypergradient :math:`h_f^k` is estimated at
+    :math:`(x^k, y^{k+1})` on fresh batches :math:`\phi, \psi`; the direction gives
+    :math:`d_k`; the upper rule gives :math:`\alpha_k` and :math:`x^{k+1}`; the
+    record is written and divergence checked. See :class:`BilevelConfig` and the rule
+    classes (:data:`LOWER_RULES`, :data:`UPPER_RULES`, :data:`DIRECTIONS`).
+
+    Parameters
+    ----------
+    problem:
+        a :class:`~bisls_core.problems.BilevelProblem` (any device).
+    config:
+        a :class:`BilevelConfig`.
+    seed:
+        seed of the run's own ``torch.Generator`` (batches, :math:`\bar N`); the
+        global RNG is neither used nor reseeded. Same seed, same record on CPU.
+    progress:
+        show a ``tqdm`` bar.
+
+    Returns
+    -------
+    dict[str, numpy.ndarray]
+        The record (see :class:`Record`): arrays of length ``K``, entry ``k`` for
+        iteration ``k`` -- the losses, :math:`\alpha_k`, the lower steps, search
+        rounds and failures, oracle calls, wall time, the problem's metrics and
+        ``diverged`` -- plus ``initial_<metric>`` and, with ``keep_final``,
+        ``x_final``/``y_final``. When a loss, a metric, ``x`` or ``y`` becomes
+        inf/NaN at iteration :math:`k`, ``diverged[k:]`` is ``True``, the loop stops
+        and the later entries are NaN.
+
+    Notes
+    -----
+    The run never modifies ``problem``'s tensors: every iterate is a new tensor and
+    every search trial is evaluated at a new point, so an exception raised in the
+    middle of a search (``KeyboardInterrupt`` included) leaves nothing half-moved.
+
+    """
+    _check_run(config, seed)
+    cfg = config
+    oracles = Oracles(problem, cfg, torch.Generator().manual_seed(int(seed)))
+    x, y0 = problem.x0.detach().clone(), problem.y0.detach().clone()
+    y = y0.clone()
+    lower = LOWER_RULES[cfg.lower](cfg, oracles)
+    upper = UPPER_RULES[cfg.upper](cfg, oracles)
+    direction = DIRECTIONS[cfg.direction](cfg, x)
+    record = Record(problem, cfg, upper, x, y)
+    iterations = range(cfg.K)
+    if progress:
+        from tqdm import tqdm
+
+        iterations = tqdm(iterations, desc=f"{cfg.upper}/{cfg.direction}/{cfg.lower}")
+    elapsed = 0.0
+    for k in iterations:
+        tic = time.perf_counter()
+        y = lower.begin(k, y if cfg.warm_start else y0.clone(), restart=not cfg.warm_start)
+        y, low = _inner_loop(lower, oracles, cfg, x, y)  # y^{k+1}
+        est = oracles.hypergradient(x, y)  # h_f^k at (x^k, y^{k+1})
+        d, sq_norm = direction(k, est.result.h)  # d_k
+        up = upper.step(UpperInput(k, x, y, d, sq_norm, est, lower.line14_step(low.beta_last)))
+        x = up.x  # x^{k+1}
+        if x.is_cuda:  # time the work, not its queuing
+            torch.cuda.synchronize(x.device)
+        elapsed += time.perf_counter() - tic
+        if record.add(k, est.result, low, up, elapsed, y):  # diverged
+            break
+    return record.result(x, y)
 
 
 #: The paper's legend names mapped to configuration fields (see :func:`make_config`).
@@ -372,402 +987,6 @@ def make_config(method: str, **overrides) -> BilevelConfig:
     return BilevelConfig(**{**METHODS[method], **overrides})
 
 
-# ---------------------------------------------------------------- helpers
-def _value_and_grad_y(fun, x: Tensor, y: Tensor, idx) -> tuple[Tensor, Tensor]:
-    """``fun(x, y; idx)`` and its gradient in ``y`` (detached; no ``.grad`` writes)."""
-    with torch.enable_grad():
-        y_ = y.detach().requires_grad_(True)
-        value = fun(x.detach(), y_, idx)
-        (grad,) = torch.autograd.grad(value, y_, allow_unused=True)
-    grad = torch.zeros_like(y) if grad is None else grad
-    return value.detach(), grad.detach()
-
-
-def _sq(t: Tensor) -> Tensor:
-    return torch.sum(t * t)
-
-
-def _is_finite(*values) -> bool:
-    for v in values:
-        if isinstance(v, Tensor):
-            if not bool(torch.isfinite(v).all()):
-                return False
-        elif not math.isfinite(float(v)):
-            return False
-    return True
-
-
-#: A search is skipped when the decrease it asks for at its start step is below
-#: ``_RESOLUTION * eps * |f|`` (see :func:`_search`).
-_RESOLUTION = 8.0
-
-
-def _search(trial, f_old: Tensor, sq_norm: Tensor, start: float, cfg: BilevelConfig,
-            delta: float) -> LineSearchResult:
-    r"""Armijo backtracking (:func:`~bisls_core.stepsizes.armijo_backtracking`) with one guard.
-
-    When :math:`p\,\gamma_{	ext{start}}\|d\|^2 \le 8\,\epsilon_{	ext{mach}}|f|`, the
-    decrease the condition asks for is below the floating-point resolution of
-    :math:`f`: the test would then pass or fail on round-off (this happens at a
-    converged lower level whose sampled losses do not vanish). The search is
-    skipped: the start step is taken (it moves the point by a negligible amount),
-    0 rounds, success.
-    """
-    f_val, sq = float(f_old), float(sq_norm)
-    eps = torch.finfo(f_old.dtype).eps if f_old.is_floating_point() else 0.0
-    if cfg.p * start * sq <= _RESOLUTION * eps * abs(f_val):
-        return LineSearchResult(start, 0, True, f_val)
-    return armijo_backtracking(trial, f_val, sq, start, c=cfg.p, w=cfg.w, delta=delta,
-                               max_rounds=cfg.max_rounds)
-
-
-class _External:
-    """One package optimizer (:func:`bisls_core.optim.make_external`) driving one level's
-    variable, held as its own leaf tensor; the loop hands it gradients."""
-
-    def __init__(self, name: str, start: Tensor, kwargs: dict | None) -> None:
-        self.param = start.detach().clone().requires_grad_(True)
-        self.opt = make_external(name, [self.param], kwargs)
-
-    def step(self, grad: Tensor) -> float:
-        """One step with ``grad`` as the gradient; the effective step size (or NaN)."""
-        self.param.grad = grad.detach().clone()
-        step = external_step(self.opt)
-        self.param.grad = None
-        return step
-
-    def point(self) -> Tensor:
-        """Where the next gradient is taken (a schedule-free optimizer's train-mode point)."""
-        return self.param.detach().clone()
-
-    def output(self) -> Tensor:
-        """The point to report: a schedule-free optimizer's averaged (eval-mode) point,
-        the current point otherwise."""
-        with evaluating(self.opt):
-            return self.param.detach().clone()
-
-
-# ---------------------------------------------------------------- the loop
-def run_bilevel(
-    problem: BilevelProblem,
-    config: BilevelConfig,
-    seed: int = 0,
-    progress: bool = False,
-) -> dict[str, np.ndarray]:
-    r"""Run ``config.K`` outer iterations on ``problem``; one record per iteration.
-
-    Iteration :math:`k`:
-
-    1. :math:`T` lower steps from :math:`y^{k,0} = y^k` (warm start) with the lower
-       rule, a fresh batch :math:`\psi_{k,t}` each; :math:`y^{k+1} = y^{k,T}`.
-    2. :math:`h_f^k` at :math:`(x^k, y^{k+1})` on fresh batches :math:`\phi, \psi`
-       (one second batch pair more for ``"bisps"`` with ``samples=2``).
-    3. Direction :math:`d_k`: SGD :math:`h_f^k`; Adam
-       :math:`m_{k} = \beta_1 m_{k-1} + (1-\beta_1) h_f^k` (the paper prints a minus:
-       a typo, see ERRATA), :math:`v_k = \beta_2 v_{k-1} + (1-\beta_2) (h_f^k)^2`,
-       :math:`A_k = \sqrt{v_k/(1-\beta_2^{k+1})} + \epsilon`,
-       :math:`d_k = A_k^{-1} m_k/(1-\beta_1^{k+1})`.
-    4. Step :math:`\alpha_k` by the upper rule. For ``"bisls"``, from
-       :math:`\mathrm{reset}(\alpha_{k-1}, \alpha_{b,0})` multiply by :math:`w` until
-       condition (14) holds:
-
-       .. math::
-
-          f(\hat x, \hat y; \phi) \le f(x^k, y^{k+1}; \phi) - p\,\alpha\,\|h_f^k\|^2_{*} + \delta,
-          \quad \hat x = x^k - \alpha d_k,\quad
-          \hat y = y^{k+1} - \beta\,\nabla_y g(\hat x, y^{k+1}; \psi),
-
-       one lower step with the last accepted lower step :math:`\beta` (Algorithm 2,
-       line 14). :math:`\|h\|_*^2 = \|h\|^2` for SGD and
-       :math:`\|h\|^2_{A_k^{-1}} = \sum_i h_i^2/(A_k)_i` for Adam, as printed in (14).
-       For Adam the trial point uses the direction of the actual update,
-       :math:`A_k^{-1}\hat m_k` (so the accepted step is the one that was tested),
-       while the decrease term keeps (14)'s :math:`\|h_f^k\|^2_{A_k^{-1}}` (the two
-       coincide when :math:`\beta_1 = 0`).
-    5. :math:`x^{k+1} = x^k - \alpha_k d_k`.
-
-    With ``"external"`` at a level, its package optimizer replaces steps 1 (the
-    :math:`T` lower steps, each from :math:`\nabla_y g`) or 3-5 (one step from
-    :math:`h_f^k`); see :class:`BilevelConfig`.
-
-    Parameters
-    ----------
-    problem:
-        a :class:`~bisls_core.problems.BilevelProblem` (any device).
-    config:
-        a :class:`BilevelConfig`.
-    seed:
-        seed of the run's own ``torch.Generator`` (batches, :math:`\bar N`); the
-        global RNG is neither used nor reseeded. Same seed, same record on CPU.
-    progress:
-        show a ``tqdm`` bar.
-
-    Returns
-    -------
-    dict[str, numpy.ndarray]
-        Arrays of length ``K`` (float64; ``diverged`` bool), entry ``k`` for
-        iteration ``k``:
-
-        ``upper_loss``  :math:`f(x^k, y^{k+1}; \phi)` (the hypergradient's batch);
-        ``lower_loss``  :math:`g(x^k, y^{k+1}; \psi)`;
-        one key per ``problem.metrics`` entry, at :math:`(x^{k+1}, y^{k+1})`
-        (NaN between evaluations when ``eval_every > 1``);
-        ``alpha``  :math:`\alpha_k`; ``beta``  mean of the :math:`T` lower steps
-        (for an external rule: the effective step the optimizer exposes, see
-        :func:`bisls_core.optim.external_step` -- Prodigy's :math:`d\,\mathrm{lr}`, DoG's
-        :math:`\eta`, schedule-free's learning rate -- or NaN if it exposes none);
-        ``beta_last``  the last lower step; ``upper_rounds``  evaluations of
-        condition (14) (0 for the other rules); ``lower_rounds``  mean evaluations of
-        condition (8) per lower step (0 unless ``"armijo"``); ``upper_failures``
-        (0/1), ``lower_failures`` (count over the :math:`T` steps): searches that ran
-        out of budget; ``n_hvp``  second-order products; ``n_grad``  first-order
-        gradient evaluations (lower steps, SPS second samples, the two of the
-        hypergradient, one per BiSLS trial); ``time``  cumulative wall seconds of the
-        algorithm (metric evaluations excluded); ``diverged``.
-
-        Plus ``initial_<metric>`` (0-d arrays: the metrics at :math:`(x^0, y^0)`) and,
-        when ``config.keep_final``, ``x_final`` and ``y_final``.
-
-        Divergence: when a loss, a metric, ``x`` or ``y`` becomes inf/NaN at
-        iteration :math:`k`, that iteration's values are recorded as computed,
-        ``diverged[k:]`` is ``True``, the loop stops and the later entries are NaN.
-
-    Notes
-    -----
-    Condition (14) tests a surrogate of :math:`F`: with one lower step, near
-    :math:`y^{k+1} \approx y^*(x^k)` its slope at :math:`\alpha = 0` is
-    :math:`-\langle \nabla_x f - \nabla^2_{xy} g\,\beta\,\nabla_y f, d_k\rangle`, i.e. the
-    hypergradient with :math:`[\nabla^2_{yy} g]^{-1}` replaced by :math:`\beta I`.
-    When :math:`\beta\nabla^2_{yy} g \ne I` and :math:`\nabla_y f \ne 0` at the solution,
-    the condition can become unsatisfiable (with :math:`\delta = 0`) close to a
-    stationary point of :math:`F`, and the accepted steps shrink: on the quadratic
-    test problem BiSLS-SGD then stalls at a small but non-zero gap, while with
-    :math:`\nabla^2_{yy} g = I` (:math:`\beta = 1` exact) it converges.
-    """
-    if not isinstance(config, BilevelConfig):
-        raise TypeError(f"config must be a BilevelConfig, got {type(config).__name__}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an integer, got {seed!r}")
-    cfg = config
-    gen = torch.Generator().manual_seed(int(seed))
-    f, g = problem.f, problem.g
-    K, T = cfg.K, cfg.T
-
-    x = problem.x0.detach().clone()
-    y0 = problem.y0.detach().clone()
-    y = y0.clone()
-
-    initial = problem.metrics(x, y) if problem.metrics is not None else {}
-    metric_keys = list(initial)
-    clash = set(metric_keys) & set(RECORD_KEYS)
-    if clash:
-        raise ValueError(f"problem.metrics keys {sorted(clash)} clash with the record's own keys")
-    rec: dict[str, np.ndarray] = {
-        key: np.full(K, np.nan) for key in (*RECORD_KEYS, *metric_keys) if key != "diverged"
-    }
-    rec["diverged"] = np.zeros(K, dtype=bool)
-
-    b1, b2 = (float(b) for b in cfg.adam_betas)
-    m_adam = torch.zeros_like(x)
-    v_adam = torch.zeros_like(x)
-    alpha_prev: float | None = None
-    beta_prev: float | None = None
-    stochastic_factors = cfg.hypergrad == "neumann_stochastic" and problem.batch_lower is not None
-    index_sampler = problem.sample_lower if stochastic_factors else None
-
-    def hypergrad_at(x_: Tensor, y_: Tensor):
-        """Hypergradient on fresh batches; returns it with its batches (phi, psi)."""
-        idx_f, idx_g = problem.sample_upper(gen), problem.sample_lower(gen)
-        hg = hypergradient(
-            f, g, x_, y_, idx_f, idx_g, cfg.hypergrad, steps=cfg.hypergrad_steps,
-            lr=cfg.hypergrad_lr, gen=gen, index_sampler=index_sampler,
-        )
-        return hg, idx_f, idx_g
-
-    up_ext = (_External(cfg.upper_optimizer, x, cfg.upper_kwargs)
-              if cfg.upper == "external" else None)
-    low_ext = (_External(cfg.lower_optimizer, y, cfg.lower_kwargs)
-               if cfg.lower == "external" else None)
-
-    iterator = range(K)
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(iterator, desc=f"{cfg.upper}/{cfg.direction}/{cfg.lower}")
-
-    elapsed = 0.0
-    for k in iterator:
-        tic = time.perf_counter()
-        n_grad = 0
-        # ------------------------------------------------ lower level: T steps
-        if not cfg.warm_start:
-            y = y0.clone()
-            if low_ext is not None:  # a restart: a fresh optimizer from y0
-                low_ext = _External(cfg.lower_optimizer, y, cfg.lower_kwargs)
-        if low_ext is not None:  # the point the optimizer steps from (train mode)
-            y = low_ext.point()
-        beta_sum: Tensor | float = 0.0
-        beta_last: Tensor | float = cfg.beta
-        lower_rounds = 0
-        lower_failures = 0
-        beta_bk = schedule(cfg.beta_schedule, cfg.beta, k) if cfg.lower == "sps" else cfg.beta
-        for _t in range(T):
-            idx = problem.sample_lower(gen)
-            g_val, grad = _value_and_grad_y(g, x, y, idx)
-            n_grad += 1
-            if cfg.lower == "external":
-                if not _is_finite(g_val, grad):
-                    lower_failures += 1
-                    y = torch.full_like(y, math.nan)
-                    break
-                step = low_ext.step(grad)
-                y = low_ext.point()
-                beta_sum = beta_sum + step
-                beta_last = step
-                continue
-            if cfg.lower == "fixed":
-                step: Tensor | float = cfg.beta
-            elif cfg.lower == "sps":
-                if cfg.samples == 2:
-                    g_val_s, grad_s = _value_and_grad_y(g, x, y, problem.sample_lower(gen))
-                    n_grad += 1
-                else:
-                    g_val_s, grad_s = g_val, grad
-                step = sps_max(g_val_s, _sq(grad_s), beta_bk, c=cfg.p,
-                               lower_bound=problem.g_lower_bound)
-            else:  # armijo, condition (8)
-                start = reset(beta_prev, cfg.beta, cfg.reset_lower, cfg.eta)
-                if not math.isfinite(float(g_val)):
-                    lower_failures += 1
-                    y = torch.full_like(y, math.nan)
-                    break
-
-                def lower_trial(b: float, y=y, grad=grad, idx=idx) -> Tensor:
-                    with torch.no_grad():
-                        return g(x, y - b * grad, idx)
-
-                res = _search(lower_trial, g_val, _sq(grad), start, cfg, delta=0.0)
-                step = res.step
-                if res.success:  # a failed search does not become the next start
-                    beta_prev = res.step
-                lower_rounds += res.rounds
-                lower_failures += int(not res.success)
-            y = y - step * grad
-            beta_sum = beta_sum + step
-            beta_last = step
-        y_next = y
-        if low_ext is not None and _is_finite(y):  # the schedule-free average
-            y_next = low_ext.output()
-
-        # ------------------------------------------------ hypergradient at (x^k, y^{k+1})
-        hg, idx_f, idx_g = hypergrad_at(x, y_next)
-        h = hg.h
-        n_hvp = hg.n_hvp
-        n_grad += 2
-
-        # ------------------------------------------------ direction
-        if cfg.direction == "sgd":  # (also "external": its optimizer makes its own)
-            d = h
-            sq_norm = _sq(h)
-        else:
-            m_adam = b1 * m_adam + (1 - b1) * h
-            v_adam = b2 * v_adam + (1 - b2) * h * h
-            a_mat = torch.sqrt(v_adam / (1 - b2 ** (k + 1))) + cfg.adam_eps
-            d = (m_adam / (1 - b1 ** (k + 1))) / a_mat
-            sq_norm = torch.sum(h * h / a_mat)
-
-        # ------------------------------------------------ upper step
-        upper_rounds = 0
-        upper_failures = 0
-        root = math.sqrt(k + 1)
-        if cfg.upper == "external":
-            if _is_finite(h):
-                alpha = up_ext.step(h)
-                x_new = up_ext.point()
-            else:  # nothing to step on: the run has diverged (recorded below)
-                alpha = math.nan
-                x_new = torch.full_like(x, math.nan)
-        elif cfg.upper == "fixed":
-            alpha = cfg.alpha
-        elif cfg.upper == "decay":
-            alpha = cfg.alpha / root
-        elif cfg.upper == "bisps":
-            if cfg.samples == 2:
-                hg_s, _, _ = hypergrad_at(x, y_next)
-                n_hvp += hg_s.n_hvp
-                n_grad += 2
-                f_s, h_s = hg_s.f_value, hg_s.h
-            else:
-                f_s, h_s = hg.f_value, h
-            tilde = polyak_ratio(float(f_s), float(_sq(h_s)), problem.f_lower_bound, c=cfg.p)
-            alpha = envelope_step(tilde, cfg.alpha_low / root, cfg.alpha / root)
-        else:  # bisls, condition (14)
-            start = reset(alpha_prev, cfg.alpha, cfg.reset_upper, cfg.eta)
-            # Algorithm 2, line 14: the last *accepted* lower step (a failed lower
-            # search's tiny step is not a lower-level learning rate).
-            beta_hat = beta_prev if cfg.lower == "armijo" and beta_prev is not None else beta_last
-
-            def upper_trial(a: float) -> Tensor:
-                x_hat = x - a * d
-                _, gy = _value_and_grad_y(g, x_hat, y_next, idx_g)
-                with torch.no_grad():
-                    return f(x_hat, y_next - beta_hat * gy, idx_f)
-
-            f_ref = hg.f_value
-            if cfg.reference == "one_step":  # f(x^k, y_hat(x^k)): the trial at alpha = 0
-                f_ref = upper_trial(0.0)
-                n_grad += 1
-            if _is_finite(f_ref, sq_norm):
-                res = _search(upper_trial, f_ref, sq_norm, start, cfg, delta=cfg.delta)
-                alpha = res.step
-                if res.success:  # a failed search does not become the next start
-                    alpha_prev = res.step
-                upper_rounds = res.rounds
-                upper_failures = int(not res.success)
-                n_grad += res.rounds
-            else:  # nothing to search on: the run has diverged (recorded below)
-                alpha = start
-                upper_failures = 1
-        x = x_new if cfg.upper == "external" else x - alpha * d
-        if x.is_cuda:  # time the work, not its queuing
-            torch.cuda.synchronize(x.device)
-        elapsed += time.perf_counter() - tic
-
-        # ------------------------------------------------ record
-        rec["upper_loss"][k] = float(hg.f_value)
-        rec["lower_loss"][k] = float(hg.g_value)
-        rec["alpha"][k] = float(alpha)
-        rec["beta"][k] = float(beta_sum) / T
-        rec["beta_last"][k] = float(beta_last)
-        rec["upper_rounds"][k] = upper_rounds
-        rec["lower_rounds"][k] = lower_rounds / T
-        rec["upper_failures"][k] = upper_failures
-        rec["lower_failures"][k] = lower_failures
-        rec["n_hvp"][k] = n_hvp
-        rec["n_grad"][k] = n_grad
-        rec["time"][k] = elapsed
-        values = {}
-        if metric_keys and (k % cfg.eval_every == 0 or k == K - 1):
-            x_eval = up_ext.output() if up_ext is not None else x
-            values = problem.metrics(x_eval, y_next)
-            for key in metric_keys:
-                rec[key][k] = float(values[key])
-        y = y_next
-        if not _is_finite(rec["upper_loss"][k], rec["lower_loss"][k], x, y, *values.values()):
-            rec["diverged"][k:] = True
-            break
-
-    out = dict(rec)
-    for key, val in initial.items():
-        out[f"initial_{key}"] = np.asarray(float(val))
-    if cfg.keep_final:
-        if up_ext is not None and _is_finite(x):  # the schedule-free average
-            x = up_ext.output()
-        out["x_final"] = x.detach().cpu().numpy()
-        out["y_final"] = y.detach().cpu().numpy()
-    return out
-
-
 def run_config(config: dict, *, seed: int = 0, device: str = "cpu") -> dict[str, np.ndarray]:
     """Runner for :func:`bisls_core.experiments.run_grid`: one bilevel run from a
     JSON-able configuration.
@@ -778,9 +997,13 @@ def run_config(config: dict, *, seed: int = 0, device: str = "cpu") -> dict[str,
     initialisation), ``"method"`` (a name of :data:`METHODS`) and any
     :class:`BilevelConfig` field.
     """
-    from .problems import make
+    from .problems import PROBLEMS, make
 
     config = dict(config)
+    for key, valid in (("problem", PROBLEMS), ("method", METHODS)):
+        if key not in config:
+            names = ", ".join(repr(name) for name in valid)
+            raise ValueError(f"the configuration lacks {key!r}; add one of: {names}")
     problem_name = config.pop("problem")
     problem_args = dict(config.pop("problem_args", {}))
     problem_seed = config.pop("problem_seed", seed)

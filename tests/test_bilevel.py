@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 
 import numpy as np
@@ -15,6 +16,7 @@ from bisls_core.bilevel import (
     BilevelConfig,
     make_config,
     run_bilevel,
+    run_config,
 )
 from bisls_core.problems.quadratic_bilevel import make_quadratic_bilevel
 
@@ -231,3 +233,44 @@ def test_cuda_path_matches_cpu():
     a, b = run_bilevel(cpu, cfg, seed=3), run_bilevel(gpu, cfg, seed=3)
     np.testing.assert_allclose(a["F"], b["F"], rtol=1e-6)
     np.testing.assert_array_equal(a["upper_rounds"], b["upper_rounds"])
+
+
+@pytest.mark.parametrize("field", ["alpha", "beta", "delta", "eta", "alpha_l0", "p", "w",
+                                   "adam_eps", "hypergrad_lr"])
+@pytest.mark.parametrize("value", [math.inf, math.nan])
+def test_infinite_or_nan_settings_are_rejected(field, value):
+    with pytest.raises(ValueError, match=field):
+        BilevelConfig(**{field: value})
+
+
+def test_integer_fields_take_integral_floats_only():
+    cfg = BilevelConfig(K=3.0, T=2.0)
+    assert (cfg.K, cfg.T) == (3, 2) and isinstance(cfg.K, int)
+    with pytest.raises(TypeError, match="max_rounds"):
+        BilevelConfig(max_rounds="50")
+
+
+def test_run_config_without_method_lists_the_methods():
+    with pytest.raises(ValueError, match="lacks 'method'.*'BiSLS-SGD'.*'DoG'"):
+        run_config({"problem": "quadratic_bilevel", "K": 2})
+
+
+@pytest.mark.parametrize("method", ["BiSLS-SGD", "BiSLS-Adam"])
+def test_an_interrupted_search_leaves_the_problem_untouched(method):
+    """The searches evaluate new points and never move a tensor in place: when a trial
+    raises (here a KeyboardInterrupt in the third upper trial), nothing is half-moved."""
+    base = make_quadratic_bilevel(dim_x=4, dim_y=4, n=40)
+    calls = [0]
+
+    def f(x, y, idx=None):
+        if not torch.is_grad_enabled():  # a trial of condition (14)
+            calls[0] += 1
+            if calls[0] == 3:
+                raise KeyboardInterrupt
+        return base.f(x, y, idx)
+
+    prob = dataclasses.replace(base, f=f)
+    x0, y0 = prob.x0.clone(), prob.y0.clone()
+    with pytest.raises(KeyboardInterrupt):
+        run_bilevel(prob, make_config(method, K=5, T=2, alpha=1e3))
+    assert torch.equal(prob.x0, x0) and torch.equal(prob.y0, y0)
