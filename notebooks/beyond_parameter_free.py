@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -papermill,-execution,-ExecuteTime
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -52,18 +53,13 @@ K_distill = None
 T_distill = None
 
 # %%
-import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 import numpy as np
-import torch
-from myst_nb import glue
 
-from bisls_core import experiments, plotting
-from bisls_core.bilevel import run_config
-from bisls_core.sweeps import hyperrep
+from bisls_core import experiments, plotting, sweeps
+from bisls_core.sweeps import hyperrep, parameter_free
 
-torch.set_num_threads(1)
-experiments.check_params(scale, device, n_runs, seed, recompute)
+opts = sweeps.start(scale, device, n_runs, seed, recompute)
 PRESETS = {
     "smoke": {"K": 4, "eval_every": 2, "K_distill": 10, "T_distill": 3, "eval_distill": 5,
               "n_real": 200, "n_runs": 1},
@@ -107,11 +103,8 @@ distill = {
     "BiSPS": {**distill_base, "method": "BiSPS", "alpha": 10.0, "lower": "fixed", "beta": 1e-4},
     **{m: {**distill_base, "method": m} for m in BASELINES},
 }
-grids = {}
-for problem, configs in (("hyperrep", hyper), ("distillation", distill)):
-    grids[problem] = experiments.run_grid(
-        run_config, {f"{problem}/{m}": c for m, c in configs.items()}, name="beyond_parameter_free",
-        scale=scale, n_runs=sizes["n_runs"], seed=seed, device=device, recompute=recompute)
+grids = {problem: parameter_free.run(problem, configs, n_runs=sizes["n_runs"], **opts)
+         for problem, configs in (("hyperrep", hyper), ("distillation", distill))}
 METHODS = list(hyper)
 
 # %% [markdown]
@@ -123,33 +116,7 @@ METHODS = list(hyper)
 # A curve that leaves the plotted range went on rising (its final value is in the table).
 
 # %%
-def oracle_calls(rec):
-    """Cumulative gradient + Hessian-vector products after each iteration, per run."""
-    return np.nancumsum(rec["n_grad"] + rec["n_hvp"], axis=1)
-
-
-def total_calls(rec):
-    """Mean oracle calls of the runs that finished (NaN if every run diverged)."""
-    done = ~rec["diverged"][:, -1]
-    return float(np.mean(oracle_calls(rec)[done, -1])) if done.any() else np.nan
-
-
-def at_budget(rec, budget):
-    """Per run, the validation loss at its last evaluation within ``budget`` oracle calls
-    (the start if none); NaN if the run diverged within the budget."""
-    calls, vals = oracle_calls(rec), rec["val_loss"]
-    out = np.array(rec["initial_val_loss"], dtype=float)
-    for i in range(len(vals)):
-        within = calls[i] <= budget
-        if np.any(rec["diverged"][i] & within):
-            out[i] = np.nan
-            continue
-        ok = np.flatnonzero(within & ~np.isnan(vals[i]))
-        if ok.size:
-            out[i] = vals[i, ok[-1]]
-    return out
-
-
+oracle_calls, total_calls = parameter_free.oracle_calls, parameter_free.total_calls
 budgets, every = {}, {"hyperrep": hr["eval_every"], "distillation": sizes["eval_distill"]}
 fig, axes = plotting.new_figure(ncols=2, width=4.2)
 for ax, (problem, grid), ylim in zip(axes, grids.items(), ((0.3, 1.0), (1.0, 5.0))):
@@ -165,9 +132,7 @@ for ax, (problem, grid), ylim in zip(axes, grids.items(), ((0.3, 1.0), (1.0, 5.0
     ax.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
     ax.yaxis.set_minor_formatter(mticker.FormatStrFormatter("%g"))
 axes[0].legend(fontsize=7)
-plotting.save(fig, "beyond_parameter_free")
-glue("beyond_parameter_free", fig, display=False)
-plt.close(fig)
+plotting.publish(fig, "beyond_parameter_free")
 
 # %% [markdown]
 # ```{glue:figure} beyond_parameter_free
@@ -189,17 +154,6 @@ plt.close(fig)
 # those are not in the oracle count and are printed separately.
 
 # %%
-def stable(rec):
-    """No divergence, and every run ends below its starting validation loss."""
-    last = experiments.final_values(rec, "val_loss")
-    return bool(np.all(np.isfinite(last)) and np.all(last < rec["initial_val_loss"]))
-
-
-def calls_text(rec):
-    calls = total_calls(rec)
-    return f"{calls:.0f}" if np.isfinite(calls) else "diverged"
-
-
 rows = {}
 for problem, grid in grids.items():
     B = budgets[problem]
@@ -209,11 +163,11 @@ for problem, grid in grids.items():
           f"  {'oracle @ K':>10s}  {'wall s':>6s}")
     for m in METHODS:
         rec = grid[f"{problem}/{m}"]
-        b, last = at_budget(rec, B), experiments.final_values(rec, "val_loss")
-        rows[(problem, m)] = (b, last, stable(rec))
+        b, last = parameter_free.at_budget(rec, B), experiments.final_values(rec, "val_loss")
+        rows[(problem, m)] = (b, last, parameter_free.stable(rec))
         wall = float(np.nanmean(np.nanmax(rec["time"], axis=1)))
         print(f"  {m:20s} {SET_BY_HAND[m]:3d}  {experiments.summarize(b, 3):>30s}  "
-              f"{experiments.summarize(last, 3):>30s}  {calls_text(rec):>10s}  {wall:6.1f}")
+              f"{experiments.summarize(last, 3):>30s}  {parameter_free.calls_text(rec):>10s}  {wall:6.1f}")
     for m in ("BiSLS-SGD", "BiSLS-Adam"):
         rec = grid[f"{problem}/{m}"]
         T_level = hr["T"] if problem == "hyperrep" else sizes["T_distill"]
@@ -230,8 +184,7 @@ for problem, grid in grids.items():
 # %%
 def mean_at_budget(problem, m):
     """Mean over the runs that did not diverge within the budget (inf if none did)."""
-    b = rows[(problem, m)][0]
-    return float(np.mean(b[np.isfinite(b)])) if np.isfinite(b).any() else np.inf
+    return parameter_free.mean_finite(rows[(problem, m)][0])
 
 
 for problem in grids:
@@ -249,6 +202,8 @@ for problem in grids:
         ours=f"{ours_m} {ours:.3f} vs {best_m} {theirs:.3f} ± {spread:.3f}",
         why="partly: within one standard deviation of the baseline's runs" if verdict == "partly"
             else ""))
+
+# %%
 n_stable = {p: sum(rows[(p, m)][2] for m in BASELINES) for p in grids}
 total = sum(n_stable.values())
 print(experiments.record_claim(

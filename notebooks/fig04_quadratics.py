@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -papermill,-execution,-ExecuteTime
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -46,21 +47,17 @@ K = None
 
 # %%
 import numpy as np
-import matplotlib.pyplot as plt
-import torch
-from myst_nb import glue
 
-from bisls_core import experiments, plotting, problems
-from bisls_core.single_level import run_single_level
+from bisls_core import experiments, plotting, problems, sweeps
+from bisls_core.sweeps import single_level
 
-torch.set_num_threads(1)
-experiments.check_params(scale, device, n_runs, seed, recompute)
+opts = sweeps.start(scale, device, n_runs, seed, recompute)
 PRESETS = {
     "smoke": {"K": 100, "n_runs": 2},
     "cpu": {"K": 2000, "n_runs": 3},
     "paper": {"K": 5000, "n_runs": 5},
 }
-sizes = experiments.scaled(scale, PRESETS, K=K, n_runs=n_runs)
+sizes = single_level.sizes(scale, PRESETS, K=K, n_runs=n_runs)
 sizes
 
 # %% [markdown]
@@ -76,8 +73,7 @@ configs = {
     "SLSB": {**common, "method": "SLSB", "c": 0.1, "schedule": "inv_sqrt"},
     "decaying-step SGD": {**common, "method": "decaying-step SGD", "schedule": "inv_sqrt"},
 }
-grid = experiments.run_grid(run_single_level, configs, name="fig04_quadratics", scale=scale,
-                            n_runs=sizes["n_runs"], seed=seed, device=device, recompute=recompute)
+grid = single_level.run(configs, name="fig04_quadratics", n_runs=sizes["n_runs"], **opts)
 
 # %% [markdown]
 # Mean ± standard deviation over runs (geometric on the log axes, iterations on a log
@@ -101,9 +97,7 @@ axes[1].set(ylabel="$\\|x^k - x^*\\|$")
 axes[2].set(ylabel="step size $\\gamma_k$")
 [ax.set(xscale="log", xlabel="iteration $k + 1$") for ax in axes[:3]]
 axes[0].legend()
-plotting.save(fig, "fig04_quadratics")
-glue("fig04_quadratics", fig, display=False)
-plt.close(fig)
+plotting.publish(fig, "fig04_quadratics")
 
 # %% [markdown]
 # ```{glue:figure} fig04_quadratics

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -papermill,-execution,-ExecuteTime
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -41,21 +42,17 @@ K = None
 
 # %%
 import numpy as np
-import matplotlib.pyplot as plt
-import torch
-from myst_nb import glue
 
-from bisls_core import experiments, plotting, problems
-from bisls_core.single_level import run_single_level
+from bisls_core import experiments, plotting, problems, sweeps
+from bisls_core.sweeps import single_level
 
-torch.set_num_threads(1)
-experiments.check_params(scale, device, n_runs, seed, recompute)
+opts = sweeps.start(scale, device, n_runs, seed, recompute)
 PRESETS = {
     "smoke": {"K": 100, "n_runs": 1},
     "cpu": {"K": 1000, "n_runs": 2},
     "paper": {"K": 5000, "n_runs": 5},
 }
-sizes = experiments.scaled(scale, PRESETS, K=K, n_runs=n_runs)
+sizes = single_level.sizes(scale, PRESETS, K=K, n_runs=n_runs)
 STARTS = [[-4.0, 4.0], [3.0, 3.0], [3.0, -3.0], [-4.0, -3.0]]
 sizes
 
@@ -67,9 +64,8 @@ configs = {
         {**common, "samples": s, "problem_args": {"x0": x0}}
     for s in (1, 2) for x0 in STARTS
 }
-grid = experiments.run_grid(run_single_level, configs, name="fig10_quadratic_trajectories",
-                            scale=scale, n_runs=sizes["n_runs"], seed=seed, device=device,
-                            recompute=recompute)
+grid = single_level.run(configs, name="fig10_quadratic_trajectories", n_runs=sizes["n_runs"],
+                        **opts)
 
 # %% [markdown]
 # Left and middle: the first run's trajectories (one colour per starting point); right: the
@@ -88,9 +84,7 @@ for ax, title in zip(axes[:2], ["SPSB (1 sample)", "SPSB (2 samples)"]):
     ax.set(title=title, xlabel="$x_1$", ylabel="$x_2$", xlim=(-5, 4), ylim=(-4, 5))
 axes[2].set(xscale="log", xlabel="iteration $k + 1$", ylabel="$\\|x^k - x^*\\|$")
 axes[2].legend(*[v[::len(STARTS)] for v in axes[2].get_legend_handles_labels()])
-plotting.save(fig, "fig10_quadratic_trajectories")
-glue("fig10_quadratic_trajectories", fig, display=False)
-plt.close(fig)
+plotting.publish(fig, "fig10_quadratic_trajectories")
 
 # %% [markdown]
 # ```{glue:figure} fig10_quadratic_trajectories

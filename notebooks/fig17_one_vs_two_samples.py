@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -papermill,-execution,-ExecuteTime
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -43,21 +44,12 @@ eval_every = None
 
 # %%
 import numpy as np
-import matplotlib.pyplot as plt
-import torch
-from myst_nb import glue
 
-from bisls_core import experiments, plotting
-from bisls_core.single_level import run_single_level
+from bisls_core import experiments, plotting, sweeps
+from bisls_core.sweeps import single_level
 
-torch.set_num_threads(1)
-experiments.check_params(scale, device, n_runs, seed, recompute)
-PRESETS = {
-    "smoke": {"K": 60, "batch": 100, "eval_every": 20, "n_runs": 1},
-    "cpu": {"K": 1000, "batch": 100, "eval_every": 50, "n_runs": 2},
-    "paper": {"K": 10000, "batch": 100, "eval_every": 100, "n_runs": 5},
-}
-sizes = experiments.scaled(scale, PRESETS, K=K, batch=batch, eval_every=eval_every, n_runs=n_runs)
+opts = sweeps.start(scale, device, n_runs, seed, recompute)
+sizes = single_level.w8a_sizes(scale, K=K, batch=batch, eval_every=eval_every, n_runs=n_runs)
 sizes
 
 # %%
@@ -70,22 +62,11 @@ configs = {
     "SLSB (2 samples)": {**common, "method": "SLSB", "c": 0.1, "samples": 2},
     "decaying-step SGD": {**common, "method": "decaying-step SGD"},
 }
-grid = experiments.run_grid(run_single_level, configs, name="fig17_one_vs_two_samples",
-                            scale=scale, n_runs=sizes["n_runs"], seed=seed, device=device,
-                            recompute=recompute)
+grid = single_level.run(configs, name="fig17_one_vs_two_samples", n_runs=sizes["n_runs"], **opts)
 
 # %%
-fig, axes = plotting.new_figure(ncols=2, width=4.2)
-for label, rec in grid.items():
-    style = {"ls": "--"} if "2 samples" in label else {}
-    plotting.plot_runs(axes[0], rec["loss"], label, x=rec["eval_at"][0], log=True, **style)
-    plotting.plot_runs(axes[1], rec["step"], label, log=True, lw=0.7, band=False, **style)
-axes[0].set(xlabel="iteration $k$", ylabel="train loss $f(x^k)$")
-axes[1].set(xlabel="iteration $k$", ylabel="step size $\\gamma_k$")
-axes[0].legend()
-plotting.save(fig, "fig17_one_vs_two_samples")
-glue("fig17_one_vs_two_samples", fig, display=False)
-plt.close(fig)
+fig = single_level.loss_and_step_figure(grid, step_kw=dict(lw=0.7, band=False), dashed="2 samples")
+plotting.publish(fig, "fig17_one_vs_two_samples")
 
 # %% [markdown]
 # ```{glue:figure} fig17_one_vs_two_samples
@@ -102,8 +83,8 @@ plt.close(fig)
 # evaluations), and the oscillation of the step (std of $\log_{10}\gamma_k$ over the second half).
 
 # %%
-n_eval, n_it = grid["SPSB (1 sample)"]["loss"].shape[1], sizes["K"]
-final = {lab: rec["loss"][:, -max(1, n_eval // 5):].mean(axis=1) for lab, rec in grid.items()}
+n_it = sizes["K"]
+final = {lab: single_level.tail_mean(rec) for lab, rec in grid.items()}
 osc = {lab: np.std(np.log10(rec["step"][:, n_it // 2:]), axis=1) for lab, rec in grid.items()}
 for label in grid:
     print(f"{label:18s} final loss: {experiments.summarize(final[label], 3):22s} "

@@ -57,22 +57,20 @@ K = None
 T = None
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from myst_nb import glue
 
-from bisls_core import experiments, plotting, problems
+from bisls_core import experiments, plotting, problems, sweeps
 from bisls_core.bilevel import run_config
+from bisls_core.sweeps import theory
 
-torch.set_num_threads(1)
-experiments.check_params(scale, device, n_runs, seed, recompute)
+opts = sweeps.start(scale, device, n_runs, seed, recompute)
 PRESETS = {
     "smoke": {"K": 40, "T": 3, "n_runs": 2},
     "cpu": {"K": 1500, "T": 10, "n_runs": 3},
     "paper": {"K": 10000, "T": 10, "n_runs": 5},
 }
-sizes = experiments.scaled(scale, PRESETS, K=K, T=T, n_runs=n_runs)
+sizes = theory.sizes(scale, PRESETS, K=K, T=T, n_runs=n_runs)
 sizes
 
 # %% [markdown]
@@ -97,8 +95,7 @@ config = {"problem": "quadratic_bilevel", "problem_args": {"batch": 10}, "proble
           "alpha": alpha_b0, "alpha_l0": alpha_b0 / 2, "beta": 1.0, "beta_schedule": "inv",
           "hypergrad": "cg", "hypergrad_steps": 10}
 grid = experiments.run_grid(run_config, {"BiSPS (2 samples)": config}, name="thm3_bisps_nonconvex_rate",
-                            scale=scale, n_runs=sizes["n_runs"], seed=seed, device=device,
-                            recompute=recompute)
+                            n_runs=sizes["n_runs"], **opts)
 rec = grid["BiSPS (2 samples)"]
 
 # %% [markdown]
@@ -122,9 +119,7 @@ plotting.plot_runs(axes[1], rec["beta"], "$\\beta_k$ (mean over $t$)", x=k, log=
 axes[1].plot(k, alpha_b0 / np.sqrt(k), ":", color="gray", label="$\\alpha_{b,k}$")
 axes[1].set(xscale="log", xlabel="iteration $k + 1$", ylabel="step size")
 axes[1].legend()
-plotting.save(fig, "thm3_bisps_nonconvex_rate")
-glue("thm3_bisps_nonconvex_rate", fig, display=False)
-plt.close(fig)
+plotting.publish(fig, "thm3_bisps_nonconvex_rate")
 
 # %% [markdown]
 # ```{glue:figure} thm3_bisps_nonconvex_rate

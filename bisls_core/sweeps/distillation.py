@@ -323,7 +323,7 @@ def run(configs: dict, *, n_runs: int, label=None, scale: str, seed: int = 0,
 
 def below_bound(record: dict, alpha_b0: float) -> float:
     """The share of BiSPS's iterations whose Polyak step is below its upper bound
-    :math:`\alpha_{b,0}/\sqrt{k+1}` (there, and only there, BiSPS differs from
+    :math:`\\alpha_{b,0}/\\sqrt{k+1}` (there, and only there, BiSPS differs from
     decaying-step SGD)."""
     import numpy as np
 
@@ -346,9 +346,9 @@ def loss_text(values) -> str:
 def judge_steadier(failed: dict, hypergrad: str, alphas,
                    methods=("BiSPS", "decaying-step SGD")) -> dict:
     """Figure 6's claim for one hypergradient: is ``methods[0]`` better than ``methods[1]``
-    (:func:`compare` at each :math:`\alpha_{b,0}`) and steadier across :math:`\alpha_{b,0}`
+    (:func:`compare` at each :math:`\\alpha_{b,0}`) and steadier across :math:`\\alpha_{b,0}`
     (fewer failed runs, then a smaller spread of the mean final loss over the
-    :math:`\alpha_{b,0}` where no run failed)? ``failed[(hypergrad, method, alpha)]``: per-run
+    :math:`\\alpha_{b,0}` where no run failed)? ``failed[(hypergrad, method, alpha)]``: per-run
     final losses, NaN for a failed run. Returns ``verdict``, ``spread`` (per method) and ``why``."""
     import numpy as np
 

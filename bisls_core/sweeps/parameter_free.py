@@ -1,0 +1,79 @@
+"""The page beyond the paper: BiSLS and BiSPS against parameter-free optimizers at an
+equal budget of oracle calls (gradients plus Hessian-vector products, the record's
+``n_grad + n_hvp``).
+
+:func:`run` runs a problem's methods through the cache ``"beyond_parameter_free"``;
+:func:`oracle_calls`, :func:`total_calls` and :func:`at_budget` read a record against
+its oracle calls; :func:`stable`, :func:`calls_text` and :func:`mean_finite` are the
+page's table and claims.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = ["at_budget", "calls_text", "mean_finite", "oracle_calls", "run", "stable",
+           "total_calls"]
+
+
+def run(problem: str, configs: Mapping[str, dict], *, n_runs: int, scale: str, seed: int = 0,
+        device: str = "auto", recompute: bool = False):
+    """Run the configurations of one problem (legend name -> configuration for
+    :func:`bisls_core.bilevel.run_config`) under the labels ``"<problem>/<method>"``. The
+    keyword arguments are those :func:`bisls_core.sweeps.start` returns."""
+    from ..bilevel import run_config
+    from ..experiments import run_grid
+
+    return run_grid(run_config, {f"{problem}/{m}": c for m, c in configs.items()},
+                    name="beyond_parameter_free", scale=scale, n_runs=n_runs, seed=seed,
+                    device=device, recompute=recompute)
+
+
+def oracle_calls(rec: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Cumulative gradient + Hessian-vector products after each iteration, per run."""
+    return np.nancumsum(rec["n_grad"] + rec["n_hvp"], axis=1)
+
+
+def total_calls(rec: Mapping[str, np.ndarray]) -> float:
+    """Mean oracle calls of the runs that finished (NaN if every run diverged)."""
+    done = ~rec["diverged"][:, -1]
+    return float(np.mean(oracle_calls(rec)[done, -1])) if done.any() else np.nan
+
+
+def at_budget(rec: Mapping[str, np.ndarray], budget: float) -> np.ndarray:
+    """Per run, the validation loss at its last evaluation within ``budget`` oracle calls
+    (the start if none); NaN if the run diverged within the budget."""
+    calls, vals = oracle_calls(rec), rec["val_loss"]
+    out = np.array(rec["initial_val_loss"], dtype=float)
+    for i in range(len(vals)):
+        within = calls[i] <= budget
+        if np.any(rec["diverged"][i] & within):
+            out[i] = np.nan
+            continue
+        ok = np.flatnonzero(within & ~np.isnan(vals[i]))
+        if ok.size:
+            out[i] = vals[i, ok[-1]]
+    return out
+
+
+def stable(rec: Mapping[str, np.ndarray]) -> bool:
+    """No divergence, and every run ends below its starting validation loss."""
+    from ..experiments import final_values
+
+    last = final_values(rec, "val_loss")
+    return bool(np.all(np.isfinite(last)) and np.all(last < rec["initial_val_loss"]))
+
+
+def calls_text(rec: Mapping[str, np.ndarray]) -> str:
+    """:func:`total_calls` as a table entry (``"diverged"`` when every run did)."""
+    calls = total_calls(rec)
+    return f"{calls:.0f}" if np.isfinite(calls) else "diverged"
+
+
+def mean_finite(values: np.ndarray) -> float:
+    """Mean over the runs that did not diverge (``inf`` if none did)."""
+    values = np.asarray(values, dtype=float)
+    ok = np.isfinite(values)
+    return float(np.mean(values[ok])) if ok.any() else np.inf
