@@ -1,77 +1,155 @@
 """Bad papermill parameters give one clear error that names the parameter.
 
-Each parameter set is injected after a notebook's ``parameters`` cell and the
-notebook's next code cell (its validation: ``check_params`` and ``scaled``) is
-run, as papermill would run them; two sets also go through papermill itself.
+Every parameter of every notebook is tested. The parameters are read from the
+``parameters`` cell of each ``notebooks/*.py`` itself, so a parameter added to a page
+cannot escape: a parameter this file has no bad values for fails the test. Each bad
+value is injected after the parameters cell, as papermill injects it, and the
+notebook's next code cell -- its setup: :func:`bisls_core.sweeps.start` and the page's
+``sizes``, which check the parameters and the sizes against each other -- is run;
+it must raise a ``ValueError``/``TypeError`` whose one-sentence message names the
+parameter (and, for a size that contradicts another size, both). Two sets also go
+through papermill itself.
 """
 
-import json
+import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
 
+import jupytext
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ["fig04_quadratics", "thm3_bisps_nonconvex_rate"]
+SOURCES = sorted((ROOT / "notebooks").glob("*.py"))
 
-BAD = [
-    ({"scale": "huge"}, "scale"),
-    ({"scale": 3}, "scale"),
-    ({"scale": None}, "scale"),
-    ({"scale": "Paper"}, "scale"),
-    ({"n_runs": -1}, "n_runs"),
-    ({"n_runs": 0}, "n_runs"),
-    ({"n_runs": "5"}, "n_runs"),
-    ({"n_runs": 2.5}, "n_runs"),
-    ({"seed": -1}, "seed"),
-    ({"seed": "zero"}, "seed"),
-    ({"seed": 1.5}, "seed"),
-    ({"device": "tpu"}, "device"),
-    ({"device": 0}, "device"),
-    ({"recompute": "yes"}, "recompute"),
-    ({"recompute": 1}, "recompute"),
-    ({"K": -5}, "K"),
-    ({"K": 0}, "K"),
-    ({"K": "many"}, "K"),
-    ({"K": 2.5}, "K"),
+#: Bad values of the five parameters every page has.
+COMMON = {
+    "scale": ["huge", 3, None, "Paper"],
+    "device": ["tpu", 0] + ([] if torch.cuda.is_available() else ["cuda"]),
+    "n_runs": [-1, 0, "5", 2.5],
+    "seed": [-1, "zero", 1.5],
+    "recompute": ["yes", 1],
+}
+#: Bad values of a size parameter (default ``None``: the preset of the scale).
+SIZE = [-5, 0, "many", 2.5, True]
+
+#: Sizes that contradict each other or what the problem needs:
+#: (pages it applies to, or None for every page that has all the parameters;
+#: the parameters; the words the error must contain).
+RELATIONS = [
+    (None, {"batch": 100_000, "n_train": 1000}, ("batch", "n_train")),
+    (None, {"n_train": 3}, ("n_train", "batch")),
+    (None, {"n_train": 100_000, "batch": 10}, ("n_train", "n_val")),
+    ({"fig05_w8a_logistic", "fig17_one_vs_two_samples"}, {"batch": 100_000}, ("batch", "w8a")),
+    (None, {"n_real": 5}, ("n_real",)),
+    (None, {"n_real": 10**7}, ("n_real",)),
+    (None, {"K": 10, "eval_every": 50}, ("eval_every", "K")),
+    ({"thm1_convex_rate", "thm2_strongly_convex_rate"}, {"K": 60, "eval_every": 50},
+     ("eval_every", "K")),
+    ({"thm3_bisps_nonconvex_rate"}, {"K": 2}, ("K",)),
 ]
-if not torch.cuda.is_available():
-    BAD.append(({"device": "cuda"}, "cuda"))
 
 
-def _cells(name):
-    nb = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    i = next(i for i, c in enumerate(code) if "parameters" in c["metadata"].get("tags", []))
-    return "".join(code[i]["source"]), "".join(code[i + 1]["source"])
+@functools.lru_cache(maxsize=None)
+def _cells(src: Path) -> tuple[str, str]:
+    """The parameters cell of a notebook source and its next code cell (its setup)."""
+    code = [c for c in jupytext.read(src).cells if c.cell_type == "code"]
+    i = next(i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", []))
+    return code[i].source, code[i + 1].source
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
-@pytest.mark.parametrize("params, word", BAD, ids=[f"{k}={v!r}" for (p, _) in BAD for k, v in p.items()])
-def test_bad_parameter_names_itself(name, params, word):
-    params_cell, check_cell = _cells(name)
+def _parameters(src: Path) -> dict:
+    """Name -> default value of every assignment in the parameters cell."""
+    tree = ast.parse(_cells(src)[0])
+    return {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+            for t in node.targets if isinstance(t, ast.Name)}
+
+
+def _bad_values(name: str, default) -> list:
+    if name in COMMON:
+        return COMMON[name]
+    if default is None:
+        return SIZE
+    raise AssertionError(f"no bad values known for the parameter {name!r} = {default!r}: "
+                         "add them to tests/test_bad_parameters.py")
+
+
+def _cases():
+    for src in SOURCES:
+        for name, default in _parameters(src).items():
+            for value in _bad_values(name, default):
+                yield pytest.param(src, {name: value}, (name,), id=f"{src.stem}:{name}={value!r}")
+        names = set(_parameters(src))
+        for pages, params, words in RELATIONS:
+            if set(params) <= names and (pages is None or src.stem in pages):
+                label = ",".join(f"{k}={v}" for k, v in params.items())
+                yield pytest.param(src, params, words, id=f"{src.stem}:{label}")
+
+
+def _run_setup(src: Path, params: dict) -> None:
+    params_cell, setup_cell = _cells(src)
     namespace: dict = {}
     exec(params_cell, namespace)
     namespace.update(params)
+    exec(setup_cell, namespace)
+
+
+def test_every_notebook_has_parameters():
+    assert SOURCES
+    for src in SOURCES:
+        assert {"scale", "device", "n_runs", "seed", "recompute"} <= set(_parameters(src)), src.name
+
+
+@pytest.mark.parametrize("src, params, words", list(_cases()))
+def test_bad_parameter_names_itself(src, params, words):
     with pytest.raises((ValueError, TypeError)) as err:
-        exec(check_cell, namespace)
-    assert word in str(err.value), f"error does not name {word!r}: {err.value}"
+        _run_setup(src, params)
+    for word in words:
+        assert word in str(err.value), f"error does not name {word!r}: {err.value}"
     assert len(str(err.value)) < 300, "one clear sentence, not a dump"
 
 
-@pytest.mark.parametrize("params, word", [(["-p", "scale", "huge"], "scale"),
-                                          (["-p", "n_runs", "-2"], "n_runs")])
-def test_through_papermill(tmp_path, params, word):
-    nb = ROOT / "notebooks" / "fig04_quadratics.ipynb"
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+def test_default_parameters_pass_the_checks(src):
+    """The checks reject bad values only: the committed parameters pass them."""
+    _run_setup(src, {})
+
+
+def test_every_relation_applies_somewhere():
+    """A relation whose parameters no page has any more tests nothing: remove or fix it."""
+    names = {src.stem: set(_parameters(src)) for src in SOURCES}
+    for pages, params, _ in RELATIONS:
+        assert any(set(params) <= n and (pages is None or stem in pages) for stem, n in names.items()), params
+
+
+def test_thm2_horizon_against_k0():
+    """Theorem 2's fit starts at 2 k0 (known only once the problem's constants are):
+    a horizon too short for two evaluations past it names K and eval_every."""
+    from bisls_core.sweeps import theory
+
+    with pytest.raises(ValueError, match="K.*eval_every"):
+        theory.check_fit({"K": 100, "eval_every": 50}, start=80)
+    theory.check_fit({"K": 4000, "eval_every": 50}, start=80)
+
+
+@pytest.mark.parametrize("notebook, params, words", [
+    ("fig04_quadratics", ["-p", "scale", "huge"], ("scale",)),
+    ("fig04_quadratics", ["-p", "n_runs", "-2"], ("n_runs",)),
+    ("fig07_bisls_vs_tuned", ["-p", "scale", "smoke", "-p", "batch", "100000"], ("batch", "n_train")),
+])
+def test_through_papermill(tmp_path, notebook, params, words):
+    nb = ROOT / "notebooks" / f"{notebook}.ipynb"
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "papermill"), str(nb), str(tmp_path / "out.ipynb"),
          "-k", "python3", "--cwd", str(nb.parent), *params],
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode != 0
-    assert word in proc.stderr and ("ValueError" in proc.stderr or "TypeError" in proc.stderr)
+    assert "ValueError" in proc.stderr or "TypeError" in proc.stderr
+    for word in words:
+        assert word in proc.stderr
 
 
 def test_unknown_method_and_problem_list_the_valid_ones():

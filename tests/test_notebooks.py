@@ -36,6 +36,26 @@ def test_pair_is_in_sync_and_has_a_parameters_cell(src):
         "an executed copy with injected parameters was committed"
 
 
+#: The longest code cell a page may have: loops over methods, runs and claims live in
+#: bisls_core (the sweeps modules); a page keeps its prose, its parameters and short calls.
+MAX_CELL_LINES = 25
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+def test_code_cells_are_short(src):
+    long = [(i, len(c.source.splitlines())) for i, c in enumerate(jupytext.read(src).cells)
+            if c.cell_type == "code" and len(c.source.splitlines()) > MAX_CELL_LINES]
+    assert not long, f"code cells over {MAX_CELL_LINES} lines (cell, lines): {long}"
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+def test_source_has_no_run_metadata(src):
+    """Papermill's and the kernel's run metadata (timestamps, durations) stay in the
+    executed .ipynb, never in the reviewed .py (jupytext.toml's cell_metadata_filter)."""
+    headers = [line for line in src.read_text().splitlines() if line.startswith("# %%")]
+    assert not [h for h in headers if "papermill=" in h or "execution=" in h or "ExecuteTime" in h]
+
+
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
 def test_committed_notebook_is_executed(src):
     nb = json.loads(src.with_suffix(".ipynb").read_text())
