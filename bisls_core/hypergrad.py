@@ -33,7 +33,26 @@ Registry :data:`ESTIMATORS`:
     (default :math:`s = \eta`, for which :math:`v \to H^{-1}\nabla_y f` as
     :math:`N \to \infty` when :math:`0 < \eta < 2/L_g`).
 ``"neumann_stochastic"``
-    the randomised product of Eq. (13) (see :func:`hypergradient`).
+    the randomised product of Eq. (13). We implement
+
+    .. math::
+
+        v = \frac{N}{L_g} \prod_{j=1}^{\bar N}
+            \Big(I - \frac{1}{L_g}\nabla^2_{yy} g(x, y; \psi_j)\Big)\nabla_y f(x, y; \phi),
+        \qquad \bar N \sim \mathcal U\{0, \dots, N-1\},
+
+    with :math:`1/L_g` = ``lr`` and the empty product (:math:`\bar N = 0`) equal to
+    :math:`I`. Its mean (for a fixed Hessian) is
+    :math:`\frac{1}{L_g}\sum_{n=0}^{N-1}(I - H/L_g)^n \nabla_y f`, the truncated
+    Neumann series, whose bias decays geometrically in :math:`N`, as the paper
+    states after Eq. (17) (following Ghadimi & Wang and Hong et al.). The paper's
+    text writes the factors as :math:`(I - \nabla^2_{yy} g)` and
+    :math:`\bar N \sim \mathcal U[N] = \{1..N\}`; read literally, the mean would be
+    :math:`\frac{1}{L_g}\sum_{n=1}^{N}(\cdot)^n`, which misses the :math:`n = 0`
+    term: its bias is :math:`\frac{1}{L_g}[(I - H/L_g)^N - I]` (applied to
+    :math:`\nabla_y f`), which does not vanish as :math:`N` grows but tends to
+    :math:`-\frac{1}{L_g} I`. The draw
+    of :math:`\bar N` is returned in ``info["n_bar"]``.
 ``"cg"``
     ``steps`` iterations of conjugate gradient on :math:`H v = \nabla_y f` from
     :math:`v_0 = 0`; the **last** iterate is returned.
@@ -195,9 +214,10 @@ def _neumann(oracle, b, *, steps, lr, scale, gen, index_sampler, make_oracle):
 
 
 def _neumann_stochastic(oracle, b, *, steps, lr, scale, gen, index_sampler, make_oracle):
+    """Eq. (13), as read in the module docstring (``"neumann_stochastic"``)."""
     eta = 1.0 if lr is None else lr
     s = steps * eta if scale is None else scale
-    # N̄ ~ U{0, ..., N-1}: see the docstring of `hypergradient` for why not U{1..N}.
+    # N̄ ~ U{0, ..., N-1}: see the docstring for why not U{1..N}.
     n_bar = int(torch.randint(0, steps, (1,), generator=gen).item())
     term = b
     for _ in range(n_bar):
@@ -248,6 +268,28 @@ ESTIMATORS: dict[str, Callable] = {
 }
 
 
+def _check_args(method: str, steps, lr, scale, y: Tensor):
+    """``(steps, lr, scale)`` normalised, or the ``ValueError`` of :func:`hypergradient`."""
+    check_choice("hypergradient method", method, ESTIMATORS)
+    if isinstance(steps, bool) or int(steps) != steps or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    steps = int(steps)
+    if method == "neumann_stochastic" and steps < 1:
+        raise ValueError(
+            f"steps (N of Eq. (13)) must be >= 1 for 'neumann_stochastic', got {steps}"
+        )
+    if lr is not None:
+        lr = check_positive("lr", lr)
+    if scale is not None:
+        scale = check_positive("scale", scale, allow_zero=True)
+    if method == "exact" and y.numel() > EXACT_MAX_DIM:
+        raise ValueError(
+            f"method 'exact' builds the dense Hessian; it is limited to "
+            f"y.numel() <= {EXACT_MAX_DIM}, got {y.numel()}: use 'cg' instead"
+        )
+    return steps, lr, scale
+
+
 def hypergradient(
     f: Callable,
     g: Callable,
@@ -290,7 +332,8 @@ def hypergradient(
     scale:
         prefactor :math:`s` of the approximation: ``"identity"`` 1,
         ``"neumann"`` :math:`\eta`, ``"neumann_stochastic"`` :math:`N\eta`
-        (= :math:`N/L_g`, Eq. (13)) by default.
+        (= :math:`N/L_g`, Eq. (13); see the module docstring for the form
+        implemented and its mean) by default.
     gen:
         ``torch.Generator`` (CPU) used to draw :math:`\bar N` and, with
         ``index_sampler``, the batches :math:`\psi_j` (``"neumann_stochastic"`` only).
@@ -305,52 +348,13 @@ def hypergradient(
         ``h`` and the count ``n_hvp`` (products with :math:`\nabla^2_{yy} g`
         plus one cross product), with ``v``, the loss values and ``info``.
 
-    Notes
-    -----
-    **Stochastic Neumann, Eq. (13).** We implement
-
-    .. math::
-
-        v = \frac{N}{L_g} \prod_{j=1}^{\bar N}
-            \Big(I - \frac{1}{L_g}\nabla^2_{yy} g(x, y; \psi_j)\Big)\nabla_y f(x, y; \phi),
-        \qquad \bar N \sim \mathcal U\{0, \dots, N-1\},
-
-    with :math:`1/L_g` = ``lr`` and the empty product (:math:`\bar N = 0`) equal to
-    :math:`I`. Its mean (for a fixed Hessian) is
-    :math:`\frac{1}{L_g}\sum_{n=0}^{N-1}(I - H/L_g)^n \nabla_y f`, the truncated
-    Neumann series, whose bias decays geometrically in :math:`N`, as the paper
-    states after Eq. (17) (following Ghadimi & Wang and Hong et al.). The paper's
-    text writes the factors as :math:`(I - \nabla^2_{yy} g)` and
-    :math:`\bar N \sim \mathcal U[N] = \{1..N\}`; read literally, the mean would be
-    :math:`\frac{1}{L_g}\sum_{n=1}^{N}(\cdot)^n`, which misses the :math:`n = 0`
-    term: its bias is :math:`\frac{1}{L_g}[(I - H/L_g)^N - I]` (applied to
-    :math:`\nabla_y f`), which does not vanish as :math:`N` grows but tends to
-    :math:`-\frac{1}{L_g} I`. The draw
-    of :math:`\bar N` is returned in ``info["n_bar"]``.
-
     Raises
     ------
     ValueError
         unknown ``method`` (the message lists the valid ones), bad ``steps``,
         ``lr`` or ``scale``, or ``"exact"`` with ``y.numel() > 5000``.
     """
-    check_choice("hypergradient method", method, ESTIMATORS)
-    if isinstance(steps, bool) or int(steps) != steps or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-    steps = int(steps)
-    if method == "neumann_stochastic" and steps < 1:
-        raise ValueError(
-            f"steps (N of Eq. (13)) must be >= 1 for 'neumann_stochastic', got {steps}"
-        )
-    if lr is not None:
-        lr = check_positive("lr", lr)
-    if scale is not None:
-        scale = check_positive("scale", scale, allow_zero=True)
-    if method == "exact" and y.numel() > EXACT_MAX_DIM:
-        raise ValueError(
-            f"method 'exact' builds the dense Hessian; it is limited to "
-            f"y.numel() <= {EXACT_MAX_DIM}, got {y.numel()}: use 'cg' instead"
-        )
+    steps, lr, scale = _check_args(method, steps, lr, scale, y)
     if method == "neumann_stochastic" and gen is None:
         gen = torch.Generator()
 
