@@ -6,13 +6,13 @@ r"""Single-level optimizers with automatic step sizes (closure API, like ``torch
   (non-increasing bound :math:`\gamma_{b,k}`), Eq. (8).
 * :func:`make_external`, :func:`external_step`, :func:`evaluating` -- parameter-free
   baselines from their own packages (Prodigy, schedule-free SGD/AdamW, DoG), not
-  re-written here: the single-level runner (:mod:`bisls_core.single_level`) and the
+  re-written here: the single-level runner (``bisls_core.single_level``) and the
   bilevel loop drive them.
 
 The step-size formulas and the line search are not written here: the optimizers
 call the pure rules of :mod:`bisls_core.stepsizes`, the only module this one
 imports. Decaying-step SGD needs no class of its own: ``torch.optim.SGD`` with a
-``LambdaLR`` schedule (see :func:`bisls_core.single_level.run_single_level`).
+``LambdaLR`` schedule (see ``bisls_core.single_level.run_single_level``).
 
 The closure
 -----------
@@ -63,7 +63,7 @@ Non-finite losses
 If the loss (or the gradient) at the current point is NaN or infinite,
 ``step`` raises :class:`FloatingPointError` naming the iteration, and leaves
 the parameters and the history unchanged: a diverged run never continues
-silently. (:func:`~bisls_core.single_level.run_single_level` catches it and
+silently. (``bisls_core.single_level.run_single_level`` catches it and
 records the run as diverged from that iteration on.) A non-finite value at a
 *trial* point of the line search simply fails the Armijo test. A zero gradient is
 not an error: the Polyak ratio is then :math:`+\infty`, so the step is the bound,
@@ -263,6 +263,8 @@ class SPS(_AutoStep):
     samples:
         1 or 2 (see the module's documentation).
 
+    Notes
+    -----
     Every float setting must be finite (a ``ValueError`` names it otherwise). If
     ``step`` raises (any exception, ``KeyboardInterrupt`` included), the parameters
     are restored to their values at the call before the exception propagates.
@@ -368,6 +370,8 @@ class SLS(_AutoStep):
     samples:
         1 or 2 (see the module's documentation).
 
+    Notes
+    -----
     The search is :func:`bisls_core.stepsizes.armijo_backtracking`, with its guards:
     when the decrease it would ask for is below the resolution of the loss (a
     numerically zero gradient), the start step is taken without a search (0 rounds).
