@@ -124,8 +124,7 @@ A_tr, b_tr, A_val, b_val = ridge.split_w8a(sz["n_train"], sz["n_val"], seed=0, d
 
 
 def logistic(A, b, y, idx):
-    if idx is not None:
-        A, b = A[idx], b[idx]
+    A, b = (A, b) if idx is None else (A[idx], b[idx])
     return F.softplus(-b * (A @ y)).mean()
 
 
@@ -137,7 +136,7 @@ def f(x, y, idx=None):  # upper level: validation loss
     return logistic(A_val, b_val, y, idx)
 
 
-d = A_tr.shape[1]
+d = A_tr.shape[1]  # 300 features + the intercept
 problem = BilevelProblem(
     "ridge-w8a", f, g,
     x0=torch.full((d,), math.log(0.1), dtype=torch.float64, device=dev),  # lambda_j = 0.1
