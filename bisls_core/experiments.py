@@ -57,6 +57,7 @@ import torch
 
 from ._validate import DEVICES, resolve_device
 from ._validate import check_int as _check_int
+from . import verdicts
 from .stepsizes import check_choice
 
 __all__ = [
@@ -613,7 +614,7 @@ def summarize(values: np.ndarray, digits: int = 3) -> str:
 
 
 # --------------------------------------------------------------------------- claims
-VERDICTS = ("held", "partly", "not held")
+VERDICTS = verdicts.VERDICTS
 
 
 def record_claim(
@@ -626,6 +627,7 @@ def record_claim(
     verdict: str,
     scale: str,
     why: str = "",
+    interval: verdicts.Interval | None = None,
 ) -> str:
     """Record one claim of the paper beside what this run measured.
 
@@ -635,8 +637,15 @@ def record_claim(
     every such file into the
     book's replication scorecard. Returns the line a notebook prints, e.g.
     ``"claim fig04-spsb-fast: held (SPSB ...)"``.
+
+    ``interval`` (a :class:`bisls_core.verdicts.Interval`, the 95 % interval of the
+    quantity the claim is about) adds ``runs``, ``interval`` and ``statistic`` to the
+    record (:meth:`~bisls_core.verdicts.Interval.as_record`).
     """
     check_choice("verdict", verdict, VERDICTS)
+    if interval is not None and not isinstance(interval, verdicts.Interval):
+        raise TypeError(f"interval must be a bisls_core.verdicts.Interval or None, "
+                        f"got {type(interval).__name__}")
     check_choice("scale", scale, SCALES)
     _use_scale(scale)
     path = results_dir(scale) / scale / "claims" / f"{notebook}.json"
@@ -649,6 +658,8 @@ def record_claim(
         claims = {}
     claims[claim_id] = {"claim": claim, "paper": paper, "ours": ours, "verdict": verdict,
                         "scale": scale, "why": why, "notebook": notebook}
+    if interval is not None:
+        claims[claim_id].update(interval.as_record())
     text = json.dumps(claims, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     if text != before:  # the same claims leave the file untouched
         path.parent.mkdir(parents=True, exist_ok=True)
