@@ -165,22 +165,25 @@ def save(fig, name: str, formats: Sequence[str] = ("png", "svg"), *,
     no software version, fixed SVG ids). A file that already holds the same figure is
     left as it is: the same bytes, or for a PNG the same size with every pixel within
     one level of 255 (the anti-aliasing of a line moved by a round-off, e.g. a fit by
-    another CPU's LAPACK). So a rerun that draws the same figure changes no file.
+    another CPU's LAPACK), and then its other formats too (an SVG's coordinates and clip
+    ids move with the same round-off). So a rerun that draws the same figure changes no file.
     A figure of a run at a scale other than the book's goes to a folder git ignores
     (:func:`figures_dir`)."""
-    paths = []
     folder = figures_dir(scale)
+    rendered = {}
     for fmt in formats:
-        p = folder / f"{name}.{fmt}"
         meta = _PNG_METADATA if fmt == "png" else _SVG_METADATA if fmt == "svg" else None
         buf = io.BytesIO()
         with plt.rc_context({"svg.hashsalt": "bisls"}):
             fig.savefig(buf, format=fmt, metadata=meta, bbox_inches="tight")
-        data = buf.getvalue()
-        if not _same_figure(p, data, fmt):
+        rendered[folder / f"{name}.{fmt}"] = (fmt, buf.getvalue())
+    # A vector file's coordinates and clip ids move with the same round-off: when the
+    # PNG of this figure is the same, every existing format of it is kept.
+    same_png = any(fmt == "png" and _same_figure(p, data, fmt) for p, (fmt, data) in rendered.items())
+    for p, (fmt, data) in rendered.items():
+        if not (_same_figure(p, data, fmt) or (same_png and p.is_file())):
             p.write_bytes(data)
-        paths.append(p)
-    return paths
+    return list(rendered)
 
 
 def _same_figure(path: Path, data: bytes, fmt: str) -> bool:

@@ -316,3 +316,26 @@ def test_a_cached_grid_needs_no_writable_folder(monkeypatch):
     monkeypatch.setattr(E.tempfile, "mkstemp", denied)
     again = grid()
     assert len(CALLS) == 4 and _same(first["A"], again["A"])
+
+
+def test_svg_of_a_figure_whose_png_is_the_same_is_kept(tmp_path, monkeypatch):
+    """A round-off that moves a line by 1e-6 of its span rewrites an SVG's coordinates
+    but not its PNG: the SVG is kept too. A real change replaces both."""
+    monkeypatch.setenv("BISLS_FIGURES", str(tmp_path))
+
+    def draw(top: float) -> list:
+        fig, ax = plt.subplots()
+        ax.plot([0, 1, 2], [1, top, 1])
+        ax.set_ylim(0, 2)
+        paths = plotting.save(fig, "g")
+        plt.close(fig)
+        return [p.read_bytes() for p in paths]
+
+    first = draw(0.3)
+    svg_alone = tmp_path / "alone"
+    monkeypatch.setenv("BISLS_FIGURES", str(svg_alone))
+    nudged_svg = draw(0.3 + 3e-6)[1]
+    assert nudged_svg != first[1]  # the SVG alone would have changed
+    monkeypatch.setenv("BISLS_FIGURES", str(tmp_path))
+    assert draw(0.3 + 3e-6) == first
+    assert draw(0.9) != first
