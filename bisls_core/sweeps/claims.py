@@ -1,0 +1,87 @@
+"""Turning per-run numbers into a claim's verdict (the rules of :mod:`bisls_core.verdicts`).
+
+A claim with several parts (two methods, two hypergradients, ...) judges each part
+on its own interval and combines them (:func:`bisls_core.verdicts.combine`); the
+record stores the interval of the part that decides the verdict (the first part
+whose verdict is not "held", else the first part), and ``ours`` lists every part.
+A part that rests on one run has no interval: it is "inconclusive" ("1 run: no
+interval"), never a verdict from one run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .. import verdicts as V
+
+__all__ = ["ONE_RUN", "judge", "log_ratios", "part", "relative_tolerance", "show"]
+
+#: The reason given for a claim (or part) that rests on one run.
+ONE_RUN = "1 run: no interval"
+
+
+def part(values: Sequence[float], statistic: str, *, claim: str = "below",
+         threshold: float = 0.0, within: float | None = None) -> tuple[str, V.Interval | None]:
+    """Verdict and interval of one part from its per-run ``values``: ``decide`` against
+    ``threshold`` (``claim`` "below"/"above"), or ``decide_within(within)`` when given.
+    Fewer than :data:`bisls_core.verdicts.MIN_RUNS` values: ``("inconclusive", None)``."""
+    values = np.asarray(values, dtype=float).ravel()
+    if values.size < V.MIN_RUNS:
+        return "inconclusive", None
+    iv = V.mean_interval(values, statistic)
+    return (V.decide_within(iv, within) if within is not None
+            else V.decide(iv, claim=claim, threshold=threshold)), iv
+
+
+def show(iv: V.Interval | None, fmt: str = ".3g") -> str:
+    """``"0.012 [0.004, 0.020] over 5 runs"``, or ``"1 run: no interval"`` for ``None``."""
+    return ONE_RUN if iv is None else f"{iv.text(fmt)} over {iv.runs} runs"
+
+
+def log_ratios(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
+    """Per run (paired by seed), ``log(a / b)`` of two positive values; a NaN (a run that
+    diverged) on one side only gives ``+inf`` (``a`` diverged) or ``-inf``, on both a tie."""
+    a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"paired runs must match, got {a.size} and {b.size}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log(a / b)
+    out = np.where(np.isnan(a) & ~np.isnan(b), np.inf, out)
+    out = np.where(np.isnan(b) & ~np.isnan(a), -np.inf, out)
+    return np.where(np.isnan(a) & np.isnan(b), 0.0, out)
+
+
+def relative_tolerance(rel: float) -> float:
+    """A tolerance on a log-ratio for "within ``rel`` of each other" (e.g. 0.05: 5 %)."""
+    if not 0 < rel < 1:
+        raise ValueError(f"rel must lie in (0, 1), got {rel!r}")
+    return float(np.log1p(rel))
+
+
+def judge(parts: Mapping[str, tuple[str, V.Interval | None]], *,
+          fmt: str = ".3g") -> dict:
+    """Combine the parts ``{name: (verdict, interval)}`` of a claim.
+
+    Returns ``verdict`` (:func:`bisls_core.verdicts.combine`), ``interval`` (of the
+    deciding part, ``None`` if it rests on one run), ``text`` (every part: its
+    estimate, interval, runs and verdict) and ``why`` (names the parts resting on
+    one run, else the parts not held or inconclusive, else empty)."""
+    if not parts:
+        raise ValueError("judge needs at least one part")
+    verdict = V.combine({name: v for name, (v, _) in parts.items()})
+    deciding = next((name for name, (v, _) in parts.items() if v != "held"), next(iter(parts)))
+    texts, one_run, weak = [], [], []
+    for name, (v, iv) in parts.items():
+        if iv is None:
+            one_run.append(name)
+            texts.append(f"{name}: 1 run")
+        else:
+            texts.append(f"{name}: {show(iv, fmt)}, {v}")
+        if v != "held" and iv is not None:
+            weak.append(f"{name} {v}")
+    why = (f"{ONE_RUN} ({', '.join(one_run)})" if one_run and len(parts) > 1 else ONE_RUN) \
+        if one_run else "; ".join(weak)
+    return {"verdict": verdict, "interval": parts[deciding][1], "text": "; ".join(texts),
+            "why": why}
