@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import verdicts as V
 
-__all__ = ["ONE_RUN", "judge", "log_ratios", "part", "relative_tolerance", "show"]
+__all__ = ["ONE_RUN", "judge", "log_ratios", "part", "relative_tolerance", "share", "show", "spread"]
 
 #: The reason given for a claim (or part) that rests on one run.
 ONE_RUN = "1 run: no interval"
@@ -35,6 +35,14 @@ def part(values: Sequence[float], statistic: str, *, claim: str = "below",
             else V.decide(iv, claim=claim, threshold=threshold)), iv
 
 
+def share(k: int, n: int, statistic: str, *, claim: str = "above",
+          threshold: float = 0.0) -> tuple[str, V.Interval]:
+    """Verdict and Wilson interval of a count ``k`` of ``n`` runs (e.g. runs that diverged):
+    ``claim="above"``, ``threshold=0`` reads "it happens" (the interval excludes 0)."""
+    iv = V.proportion_interval(int(k), int(n), statistic)
+    return V.decide(iv, claim=claim, threshold=threshold), iv
+
+
 def show(iv: V.Interval | None, fmt: str = ".3g") -> str:
     """``"0.012 [0.004, 0.020] over 5 runs"``, or ``"1 run: no interval"`` for ``None``."""
     return ONE_RUN if iv is None else f"{iv.text(fmt)} over {iv.runs} runs"
@@ -51,6 +59,19 @@ def log_ratios(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
     out = np.where(np.isnan(a) & ~np.isnan(b), np.inf, out)
     out = np.where(np.isnan(b) & ~np.isnan(a), -np.inf, out)
     return np.where(np.isnan(a) & np.isnan(b), 0.0, out)
+
+
+def spread(finals: Sequence[Sequence[float]], statistic: str = "spread of log final loss",
+           rel: float = 0.05) -> tuple[str, V.Interval | None]:
+    """"These configurations end alike" (within ``rel``): per seed, the spread (max - min)
+    of the log final values over the configurations (a diverged run: infinite), judged
+    with ``decide_within(log(1 + rel))``. ``finals``: one array of per-run values per
+    configuration, paired by seed."""
+    a = np.asarray([np.asarray(v, dtype=float).ravel() for v in finals], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(a)
+    per_seed = np.where(np.isfinite(logs).all(axis=0), np.ptp(np.nan_to_num(logs), axis=0), np.inf)
+    return part(per_seed, statistic, within=relative_tolerance(rel))
 
 
 def relative_tolerance(rel: float) -> float:
