@@ -53,7 +53,7 @@ n_train = None
 import numpy as np
 
 from bisls_core import experiments, plotting, sweeps
-from bisls_core.sweeps import hyperrep
+from bisls_core.sweeps import claims, hyperrep
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
 sz = hyperrep.sizes(scale, K=K, T=T, batch=batch, n_train=n_train, n_runs=n_runs)
@@ -116,12 +116,14 @@ for label, rec in grid.items():
 div = {label: bool(rec["diverged"][:, -1].all()) for label, rec in grid.items()}
 stable = {label: not rec["diverged"].any() for label, rec in grid.items()}
 panels = [(list(left), "β"), (list(right), "α")]
-ok = [stable[labels[0]] and div[labels[-1]] for labels, _ in panels]
+n_div = {lab: int(rec["diverged"][:, -1].sum()) for lab, rec in grid.items()}
+j = claims.judge({f"{name} = {labels[-1].split(' = ')[1]}": claims.share(
+    n_div[labels[-1]], len(grid[labels[-1]]["diverged"]), "of runs diverged") for labels, name in panels})
 print(experiments.record_claim(
     "fig03_sgd_instability", "fig03-sgd-unstable", scale=scale,
-    verdict="held" if all(ok) else ("partly" if any(ok) else "not held"),
+    verdict=j["verdict"], interval=j["interval"], why=j["why"],
     claim="Hyper-representation: fixed-step SGD diverges when beta or alpha is large",
     paper="qualitative (Figure 3)",
     ours="; ".join(f"{name} diverging in every run: "
                    + (", ".join(lab.split(" = ")[1] for lab in labels if div[lab]) or "none")
-                   for labels, name in panels)))
+                   for labels, name in panels) + f"; share diverged at the largest step: {j['text']}"))

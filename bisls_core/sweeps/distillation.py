@@ -349,10 +349,30 @@ def judge_steadier(failed: dict, hypergrad: str, alphas,
     (:func:`compare` at each :math:`\\alpha_{b,0}`) and steadier across :math:`\\alpha_{b,0}`
     (fewer failed runs, then a smaller spread of the mean final loss over the
     :math:`\\alpha_{b,0}` where no run failed)? ``failed[(hypergrad, method, alpha)]``: per-run
-    final losses, NaN for a failed run. Returns ``verdict``, ``spread`` (per method) and ``why``."""
+    final losses, NaN for a failed run. Returns ``verdict``, ``spread`` (per method) and ``why``.
+
+    The verdict (:mod:`bisls_core.sweeps.claims`) pairs the runs by seed: "better" is the
+    interval of the log-ratio ``ours / theirs`` of the final loss averaged over the
+    :math:`\\alpha_{b,0}` (a failed run counts as infinitely worse), below 0; "steadier"
+    the interval of the difference of each seed's spread (max - min over the
+    :math:`\\alpha_{b,0}`) of the log final loss, below 0. Also returns ``interval`` and
+    ``text`` (both parts)."""
     import numpy as np
 
+    from . import claims
+
     ours, theirs = methods
+    ratio = np.mean([claims.log_ratios(failed[(hypergrad, ours, a)], failed[(hypergrad, theirs, a)])
+                     for a in alphas], axis=0)
+    ratio = np.where(np.isnan(ratio), 0.0, ratio)  # +inf and -inf at two alpha_b0: a tie
+    logs = {m: np.log(np.array([failed[(hypergrad, m, a)] for a in alphas], dtype=float)) for m in methods}
+    ptp = {m: np.where(np.isfinite(v).all(axis=0), np.ptp(np.nan_to_num(v), axis=0), np.inf)
+           for m, v in logs.items()}
+    steady = ptp[ours] - ptp[theirs]
+    steady = np.where(np.isnan(steady), 0.0, steady)
+    judged = claims.judge({
+        "better": claims.part(ratio, f"log final loss {ours} / {theirs}, mean over alpha_b0"),
+        "steadier": claims.part(steady, f"spread over alpha_b0 of log final loss, {ours} - {theirs}")})
     vs = {a: compare(failed[(hypergrad, ours, a)], failed[(hypergrad, theirs, a)]) for a in alphas}
     worse, better = [a for a, c in vs.items() if c > 0], [a for a, c in vs.items() if c < 0]
     n_div = {m: sum(int(np.sum(~np.isfinite(failed[(hypergrad, m, a)]))) for a in alphas)
@@ -363,30 +383,39 @@ def judge_steadier(failed: dict, hypergrad: str, alphas,
               for m in methods}
     steadier = bool(n_div[ours] < n_div[theirs] or (
         n_div[ours] == n_div[theirs] and spread[ours] < spread[theirs]))
-    verdict = ("held" if not worse and better and steadier else
-               "partly" if better or steadier else "not held")
-    why = "" if verdict == "held" else "; ".join(w for w, bad in (
-        (f"{ours} is worse at alpha_b0 = {worse}", bool(worse)),
-        (f"{ours} is not better at any alpha_b0 (its Polyak step stays above the bound)",
-         not better),
-        (f"{ours} varies as much across alpha_b0", not steadier)) if bad)
-    return {"verdict": verdict, "spread": spread, "why": why}
+    verdict, why = judged["verdict"], judged["why"]
+    if verdict != "held" and n_div[ours] == n_div[theirs] > 0:
+        why += f"; both methods fail in {n_div[ours]} runs over the alpha_b0, so neither is steadier"
+    return {"verdict": verdict, "spread": spread, "why": why,
+            "interval": judged["interval"], "text": judged["text"]}
 
 
 def versus_tuned(grid: dict, K: int, method: str = "BiSLS-SGD") -> dict:
     """Figures 9 and 16b: does ``method`` end lower than the better of the tuned SGD and
     Adam (mean :func:`tail_values`), and reach that method's final loss within ``K // 2``
     iterations (:func:`first_below`)? Returns the means ``m``, the ``best`` tuned label, the
-    iteration ``hit`` (``None``: never), the ``verdict`` and ``why``."""
+    iteration ``hit`` (``None``: never), the ``verdict`` and ``why``.
+
+    The verdict (:mod:`bisls_core.sweeps.claims`) pairs the runs by seed: "lower" is the
+    interval of the log-ratio of ``method``'s final loss to the best tuned one's, below 0;
+    "fast" the same for ``method``'s loss at ``K // 2`` (the tail mean of its first half),
+    below 0. Also returns ``interval`` and ``text``."""
     import numpy as np
 
-    m = {label: float(np.mean(tail_values(rec))) for label, rec in grid.items()}
+    from . import claims
+
+    fin = {label: tail_values(rec) for label, rec in grid.items()}
+    m = {label: float(np.mean(v)) for label, v in fin.items()}
     best = min(("SGD", "Adam"), key=lambda label: m[label] if np.isfinite(m[label]) else np.inf)
     hit = first_below(grid[method], m[best])
-    lower, fast = bool(m[method] < m[best]), hit is not None and hit <= K // 2
-    verdict = "held" if lower and fast else ("partly" if lower or hit is not None else "not held")
-    why = "" if lower and fast else f"{method} does not reach tuned {best}'s final loss within K/2"
-    return {"m": m, "best": best, "hit": hit, "verdict": verdict, "why": why}
+    half = {key: np.asarray(grid[method][key])[:, :max(1, K // 2)] for key in ("val_loss", "diverged")}
+    judged = claims.judge({
+        "lower": claims.part(claims.log_ratios(fin[method], fin[best]), f"log final loss {method} / tuned {best}"),
+        "fast": claims.part(claims.log_ratios(tail_values(half), fin[best]),
+                            f"log loss at K/2 {method} / final tuned {best}")})
+    why = judged["why"]
+    return {"m": m, "best": best, "hit": hit, "verdict": judged["verdict"], "why": why,
+            "interval": judged["interval"], "text": judged["text"]}
 
 
 __all__ += ["BATCH_REAL", "below_bound", "judge_steadier", "loss_text", "run", "versus_tuned"]
