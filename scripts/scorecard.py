@@ -116,6 +116,33 @@ def interval_text(c: dict) -> str:
     return ", ".join(parts)
 
 
+def verdict_rules() -> list[str]:
+    """The verdict rules as a Markdown table, read from the table in the docstring of
+    :mod:`bisls_core.verdicts` (written once there), and the paragraph after it on
+    the intervals."""
+    import bisls_core.verdicts as V
+
+    doc = V.__doc__ or ""
+    lines = doc.splitlines()
+    bars = [i for i, line in enumerate(lines) if re.fullmatch(r"=+\s+=+", line.strip())]
+    if len(bars) < 3:
+        raise ValueError("bisls_core.verdicts: its docstring lost the table of verdict rules")
+    rows, current = [], None
+    for line in lines[bars[1] + 1:bars[2]]:
+        head, _, rest = line.partition("  ")
+        if head.strip():
+            current = [head.strip().strip("`").strip('"'), rest.strip()]
+            rows.append(current)
+        elif current is not None:
+            current[1] += " " + line.strip()
+    after = " ".join(line.strip() for line in lines[bars[2] + 1:] if line.strip())
+    md = lambda s: re.sub(r":(?:func|data|class):`~?([^`]+)`", r"`\1`", s).replace("``", "`")
+    out = ["| verdict | when |", "| --- | --- |"]
+    out += [f"| {{{BADGE.get(v, 'bdg-muted')}}}`{v}` | {md(cell(w))} |" for v, w in rows]
+    after = md(after).replace("`MIN_RUNS` values", f"{V.MIN_RUNS} values")
+    return out + ["", after + f" (`bisls_core.verdicts`, level {V.LEVEL:.0%}.)"]
+
+
 def counts(found: dict[str, tuple[str, dict]]) -> dict[str, int]:
     """Verdict counts of the paper's claims (not those beyond the paper)."""
     n = {v: 0 for v in BADGE}
@@ -185,6 +212,14 @@ def render(found: dict[str, tuple[str, dict]]) -> str:
         "```",
         "",
         "Verdicts: " + "; ".join(f"{{{BADGE[v]}}}`{v}` {LEGEND[v]}" for v in BADGE) + ".",
+        "",
+        "## How a verdict is decided",
+        "",
+        "Each claim computes the quantity it is about once per run (paired by seed where the",
+        "compared methods share seeds) and a 95 % interval of it; one rule turns the interval",
+        "into the verdict. A claim that rests on one run has no interval and is inconclusive.",
+        "",
+        *verdict_rules(),
         "",
         "## Claims of the paper",
         "",
