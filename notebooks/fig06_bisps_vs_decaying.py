@@ -114,11 +114,11 @@ for hg in HYPERGRADS:
     judged = distillation.judge_steadier(failed, hg, sz["bisps_alphas"], METHODS)
     spread, show = judged["spread"], distillation.loss_text
     print(experiments.record_claim(
-        "fig06_bisps_vs_decaying", f"fig06-bisps-vs-decaying-{hg}", scale=scale, verdict=judged["verdict"],
+        "fig06_bisps_vs_decaying", f"fig06-bisps-vs-decaying-{hg}", scale=scale, verdict=judged["verdict"], interval=judged["interval"],
         claim=f"Data distillation ({hg} hypergradient): BiSPS performs better than decaying-step SGD, "
               "with less variation across alpha_b0", paper=f"qualitative (Figure 6{'ab'[HYPERGRADS.index(hg)]})",
         ours="final val loss BiSPS / decaying SGD: " + ", ".join(
             f"alpha_b0={a:g}: {show(failed[(hg, 'BiSPS', a)])} / {show(failed[(hg, 'decaying-step SGD', a)])}"
             for a in sz["bisps_alphas"]) + f"; spread across the alpha_b0 where no run failed "
-            f"{spread['BiSPS']:.3f} / {spread['decaying-step SGD']:.3f}",
+            f"{spread['BiSPS']:.3f} / {spread['decaying-step SGD']:.3f}; per seed: {judged['text']}",
         why=judged["why"]))

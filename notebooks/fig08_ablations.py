@@ -53,7 +53,7 @@ n_train = None
 import numpy as np
 
 from bisls_core import experiments, plotting, sweeps
-from bisls_core.sweeps import hyperrep
+from bisls_core.sweeps import claims, hyperrep
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
 sz = hyperrep.sizes(scale, K=K, T=T, batch=batch, n_train=n_train, n_runs=n_runs)
@@ -141,39 +141,47 @@ for m in DIRS.values():
 fin = {k: (v if np.isfinite(v) else np.inf) for k, v in fin.items()}
 show = {lab: experiments.mean_text(experiments.final_values(rec, "val_loss")) for lab, rec in g_abl.items()}
 fail = float(np.mean([g_abl[f"{d}: both"]["upper_failures"] for d in DIRS]))
-ess = {d: min(fin[f"{d}: both"], fin[f"{d}: upper only"]) < min(fin[f"{d}: lower only"], fin[f"{d}: neither"])
-       for d in DIRS}
+per = {lab: experiments.final_values(rec, "val_loss") for lab, rec in g_abl.items()}  # paired by seed
+ess = claims.judge({d: claims.part(claims.log_ratios(np.fmin(per[f"{d}: both"], per[f"{d}: upper only"]),
+                                                     np.fmin(per[f"{d}: lower only"], per[f"{d}: neither"])),
+                                   "log best with / best without the upper search") for d in DIRS})
 print(experiments.record_claim(
     "fig08_ablations", "fig08-upper-search-essential", scale=scale,
-    verdict="held" if all(ess.values()) else ("partly" if any(ess.values()) else "not held"),
+    verdict=ess["verdict"], interval=ess["interval"],
     claim="Line search at the upper level is essential for the best performance",
     paper="qualitative (Figure 8a)",
     ours="; ".join(f"{d}: both/upper/lower/neither " + " / ".join(show[f"{d}: {a}"] for a in ABLATIONS)
-                   for d in DIRS),
-    why="" if all(ess.values()) else f"failed upper searches (delta = 0: {fail:.0%} of the BiSLS "
+                   for d in DIRS) + f"; per seed: {ess['text']}",
+    why="" if ess["verdict"] == "held" else f"{ess['why']}: failed upper searches (delta = 0: {fail:.0%} of the BiSLS "
     "iterations) leave the upper level behind a tuned fixed step"))
 
 # %%
 acc = {lab: experiments.final_values(rec, "test_acc") for lab, rec in g_abl.items()}
-gen = {d: np.nanmean(acc[f"{d}: both"]) >= np.nanmean(acc[f"{d}: neither"]) for d in DIRS}
+gen = claims.judge({d: claims.part(np.nan_to_num(acc[f"{d}: both"] - acc[f"{d}: neither"], nan=-np.inf),
+                                   "test accuracy BiSLS - tuned", claim="above", threshold=-0.01)
+                    for d in DIRS})  # "at least": no worse than 1 point, paired by seed
 print(experiments.record_claim(
     "fig08_ablations", "fig08-generalises", scale=scale,
-    verdict="held" if all(gen.values()) else ("partly" if any(gen.values()) else "not held"),
+    verdict=gen["verdict"], interval=gen["interval"], why=gen["why"],
     claim="BiSLS-Adam/SGD converge fast and generalise well (accuracy at least the tuned "
           "methods')", paper="qualitative (Figure 8b)",
     ours="; ".join(f"test acc {DIRS[d]} {experiments.mean_text(acc[f'{d}: both'], '.3f')} vs tuned "
-                   f"{d} {experiments.mean_text(acc[f'{d}: neither'], '.3f')}" for d in DIRS)))
+                   f"{d} {experiments.mean_text(acc[f'{d}: neither'], '.3f')}" for d in DIRS)
+    + f"; per seed (margin 0.01): {gen['text']}"))
 
 # %%
 worst = max(spread, key=lambda key: spread[key][1])
 rob = spread[worst][1]
+robust = claims.judge({f"{m} {sym}_b0": claims.spread(
+    [experiments.final_values(rec, "val_loss") for lab, rec in g_st.items() if lab.startswith(f"{m}, {sym}")])
+    for m in DIRS.values() for sym in ("α", "β")})
 print(experiments.record_claim(
     "fig08_ablations", "fig08-robust-starts", scale=scale,
-    verdict="held" if all(v[0] for v in spread.values()) else ("partly" if np.isfinite(rob) else "not held"),
+    verdict=robust["verdict"], interval=robust["interval"],
     claim="BiSLS-Adam/SGD are highly robust to the search starts alpha_b0 and beta_b0",
     paper="qualitative (Figures 8c-d)",
     ours=f"largest spread of the final val loss over 3 decades of starts: {rob:.1%}",
-    why="" if all(v[0] for v in spread.values()) else
+    why=claims.ONE_RUN if robust["interval"] is None else "" if robust["verdict"] == "held" else
     f"the {worst[0]} {worst[1]}_b0 sweep spreads {spread[worst][1]:.1%}"
     + (": with option 1 downstairs the lower step never exceeds beta_b0, so a small beta_b0 caps it"
        if worst[1] == "β" else "")))
