@@ -170,6 +170,8 @@ for hg in HYPERGRADS:
              f"{m['Adam']:.3f}; BiSLS-SGD reaches tuned {best}'s final loss at k = {hit} of {sz['K']}; "
              f"per seed: {v['text']}",
         why=v["why"]))
+
+# %%
 means = distillation.class_means(sz["n_real"])
 runs = [distillation.digit_correlations(distillation.images(torch.as_tensor(x)), means)
         for x in grids["identity"]["BiSLS-SGD"]["x_final"]]  # every run's distilled set
