@@ -53,6 +53,116 @@ from . import BilevelProblem
 __all__ = ["make", "make_quadratic_bilevel"]
 
 
+def _check_args(*, dim_x, dim_y, n, batch, noise, mu, rho, spread, coupling) -> None:
+    """``ValueError`` naming the parameter unless the sizes are integers >= 1 (``batch``
+    may be ``None``), ``mu > 0`` and the other constants are finite and >= 0."""
+    for name, val in (("dim_x", dim_x), ("dim_y", dim_y), ("n", n)):
+        if isinstance(val, bool) or int(val) != val or val < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {val!r}")
+    if batch is not None and (int(batch) != batch or batch < 1):
+        raise ValueError(f"batch must be None or an integer >= 1, got {batch!r}")
+    for name, val in (("noise", noise), ("rho", rho), ("spread", spread), ("coupling", coupling)):
+        if not (math.isfinite(val) and val >= 0):
+            raise ValueError(f"{name} must be >= 0, got {val!r}")
+    if not (math.isfinite(mu) and mu > 0):
+        raise ValueError(f"mu must be > 0, got {mu!r}")
+
+
+def _draw_samples(dx: int, dy: int, n: int, seed: int, *, noise, mu, spread, coupling,
+                  identity_hessian: bool) -> dict[str, torch.Tensor]:
+    r"""The samples of the module docstring in float64, from a local generator seeded with
+    ``seed``; the order of the draws is part of the problem (changing it changes every one):
+    ``H_s`` (:math:`n \times d_y \times d_y`), ``A_s``, ``b_s`` (the lower level's
+    :math:`H_i, A_i, b_i`), ``D`` and ``U``, ``V`` (the upper level's :math:`u_j, v_j`)."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=gen, dtype=torch.float64)
+
+    if identity_hessian:
+        H_s = torch.eye(dy, dtype=torch.float64).expand(n, dy, dy).clone()
+    else:
+        W = randn(dy, dy) + noise * randn(n, dy, dy)
+        H_s = mu * torch.eye(dy, dtype=torch.float64) + spread * W @ W.transpose(1, 2) / (2 * dy)
+    A_s = coupling * randn(dy, dx) / math.sqrt(dx) + noise * randn(n, dy, dx)
+    b_s = randn(dy) + noise * randn(n, dy)
+    D = 0.5 * randn(dy, dx) / math.sqrt(dx)
+    U = randn(dy) + noise * randn(n, dy)
+    V = randn(dx) + noise * randn(n, dx)
+    return dict(H_s=H_s, A_s=A_s, b_s=b_s, D=D, U=U, V=V)
+
+
+def _closed_form(data: dict[str, torch.Tensor],
+                 rho) -> tuple[dict[str, torch.Tensor], float, float]:
+    r"""The closed forms of the module docstring in float64: ``(tensors, mu_g, L_g)``, the
+    tensors ``H_bar``, ``B_bar``, ``A``, ``b``, ``u_bar``, ``v_bar`` and ``x_star``;
+    :math:`\mu_g = \lambda_{\min}(\bar H)`, :math:`L_g` the largest eigenvalue of any
+    :math:`H_i`."""
+    H_s, A_s, b_s, D = data["H_s"], data["A_s"], data["b_s"], data["D"]
+    dx = D.shape[1]
+    H_bar = H_s.mean(0)
+    B_bar = (H_s @ A_s).mean(0)
+    c_bar = (H_s @ b_s.unsqueeze(-1)).squeeze(-1).mean(0)
+    A = torch.linalg.solve(H_bar, B_bar)
+    b = torch.linalg.solve(H_bar, c_bar)
+    u_bar, v_bar = data["U"].mean(0), data["V"].mean(0)
+    AD = A + D
+    x_star = torch.linalg.solve(AD.T @ AD + rho * torch.eye(dx, dtype=torch.float64),
+                                AD.T @ (u_bar - b) + rho * v_bar)
+    mu_g = float(torch.linalg.eigvalsh(H_bar).min())
+    L_g = float(torch.linalg.eigvalsh(H_s).max())
+    tensors = dict(H_bar=H_bar, B_bar=B_bar, A=A, b=b, u_bar=u_bar, v_bar=v_bar, x_star=x_star)
+    return tensors, mu_g, L_g
+
+
+def _functions(t: dict[str, torch.Tensor], rho):
+    """``(f, g, y_star, F, hypergrad_at, hypergrad)`` on the tensors ``t`` (the samples
+    and the closed forms, on the problem's device and dtype)."""
+
+    def _sel(name, idx):
+        return t[name] if idx is None else t[name][idx]
+
+    def f(x, y, idx=None):
+        r = y + t["D"] @ x - _sel("U", idx)
+        s = x - _sel("V", idx)
+        return 0.5 * (r * r).sum(-1).mean() + 0.5 * rho * (s * s).sum(-1).mean()
+
+    def g(x, y, idx=None):
+        e = y - (_sel("A_s", idx) @ x + _sel("b_s", idx))
+        return 0.5 * torch.einsum("bi,bij,bj->b", e, _sel("H_s", idx), e).mean()
+
+    def y_star(x):
+        return t["A"] @ x + t["b"]
+
+    def F(x):
+        return f(x, y_star(x), None)
+
+    def hypergrad_at(x, y):
+        r = y + t["D"] @ x - t["u_bar"]
+        grad_x = t["D"].T @ r + rho * (x - t["v_bar"])
+        return grad_x + t["A"].T @ r
+
+    def hypergrad(x):
+        return hypergrad_at(x, y_star(x))
+
+    return f, g, y_star, F, hypergrad_at, hypergrad
+
+
+def _metrics(F, hypergrad, y_star, F_star: float):
+    """The problem's ``metrics(x, y)``: ``F``, ``F_gap``, ``grad_norm`` and ``y_error``."""
+
+    def metrics(x, y):
+        Fx = float(F(x))
+        return {
+            "F": Fx,
+            "F_gap": Fx - F_star,
+            "grad_norm": float(torch.linalg.vector_norm(hypergrad(x))),
+            "y_error": float(torch.linalg.vector_norm(y - y_star(x))),
+        }
+
+    return metrics
+
+
 def make_quadratic_bilevel(
     dim_x: int = 5,
     dim_y: int = 5,
@@ -108,87 +218,16 @@ def make_quadratic_bilevel(
         ``x_star``; floats ``F_star``, ``mu_g``, ``L_g`` (largest eigenvalue of any
         :math:`H_i`: the :math:`L_g` of Eq. (13)).
     """
-    for name, val in (("dim_x", dim_x), ("dim_y", dim_y), ("n", n)):
-        if isinstance(val, bool) or int(val) != val or val < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {val!r}")
-    if batch is not None and (int(batch) != batch or batch < 1):
-        raise ValueError(f"batch must be None or an integer >= 1, got {batch!r}")
-    for name, val in (("noise", noise), ("rho", rho), ("spread", spread), ("coupling", coupling)):
-        if not (math.isfinite(val) and val >= 0):
-            raise ValueError(f"{name} must be >= 0, got {val!r}")
-    if not (math.isfinite(mu) and mu > 0):
-        raise ValueError(f"mu must be > 0, got {mu!r}")
+    _check_args(dim_x=dim_x, dim_y=dim_y, n=n, batch=batch, noise=noise, mu=mu, rho=rho,
+                spread=spread, coupling=coupling)
     dx, dy, n = int(dim_x), int(dim_y), int(n)
-    gen = torch.Generator().manual_seed(int(seed))
-
-    def randn(*shape):
-        return torch.randn(*shape, generator=gen, dtype=torch.float64)
-
-    if identity_hessian:
-        H_s = torch.eye(dy, dtype=torch.float64).expand(n, dy, dy).clone()
-    else:
-        W = randn(dy, dy) + noise * randn(n, dy, dy)
-        H_s = mu * torch.eye(dy, dtype=torch.float64) + spread * W @ W.transpose(1, 2) / (2 * dy)
-    A_s = coupling * randn(dy, dx) / math.sqrt(dx) + noise * randn(n, dy, dx)
-    b_s = randn(dy) + noise * randn(n, dy)
-    D = 0.5 * randn(dy, dx) / math.sqrt(dx)
-    U = randn(dy) + noise * randn(n, dy)
-    V = randn(dx) + noise * randn(n, dx)
-
-    H_bar = H_s.mean(0)
-    B_bar = (H_s @ A_s).mean(0)
-    c_bar = (H_s @ b_s.unsqueeze(-1)).squeeze(-1).mean(0)
-    A = torch.linalg.solve(H_bar, B_bar)
-    b = torch.linalg.solve(H_bar, c_bar)
-    u_bar, v_bar = U.mean(0), V.mean(0)
-    AD = A + D
-    x_star = torch.linalg.solve(AD.T @ AD + rho * torch.eye(dx, dtype=torch.float64),
-                                AD.T @ (u_bar - b) + rho * v_bar)
-    mu_g = float(torch.linalg.eigvalsh(H_bar).min())
-    L_g = float(torch.linalg.eigvalsh(H_s).max())
-
+    data = _draw_samples(dx, dy, n, int(seed), noise=noise, mu=mu, spread=spread,
+                         coupling=coupling, identity_hessian=identity_hessian)
+    solution, mu_g, L_g = _closed_form(data, rho)
     dev = torch.device("cpu") if device is None else torch.device(device)
-    t = {k: v.to(device=dev, dtype=dtype) for k, v in dict(
-        H_s=H_s, A_s=A_s, b_s=b_s, D=D, U=U, V=V, H_bar=H_bar, B_bar=B_bar, A=A, b=b,
-        u_bar=u_bar, v_bar=v_bar, x_star=x_star).items()}
-
-    def _sel(name, idx):
-        return t[name] if idx is None else t[name][idx]
-
-    def f(x, y, idx=None):
-        r = y + t["D"] @ x - _sel("U", idx)
-        s = x - _sel("V", idx)
-        return 0.5 * (r * r).sum(-1).mean() + 0.5 * rho * (s * s).sum(-1).mean()
-
-    def g(x, y, idx=None):
-        e = y - (_sel("A_s", idx) @ x + _sel("b_s", idx))
-        return 0.5 * torch.einsum("bi,bij,bj->b", e, _sel("H_s", idx), e).mean()
-
-    def y_star(x):
-        return t["A"] @ x + t["b"]
-
-    def F(x):
-        return f(x, y_star(x), None)
-
-    def hypergrad_at(x, y):
-        r = y + t["D"] @ x - t["u_bar"]
-        grad_x = t["D"].T @ r + rho * (x - t["v_bar"])
-        return grad_x + t["A"].T @ r
-
-    def hypergrad(x):
-        return hypergrad_at(x, y_star(x))
-
+    t = {k: v.to(device=dev, dtype=dtype) for k, v in {**data, **solution}.items()}
+    f, g, y_star, F, hypergrad_at, hypergrad = _functions(t, rho)
     F_star = float(F(t["x_star"]))
-
-    def metrics(x, y):
-        Fx = float(F(x))
-        return {
-            "F": Fx,
-            "F_gap": Fx - F_star,
-            "grad_norm": float(torch.linalg.vector_norm(hypergrad(x))),
-            "y_error": float(torch.linalg.vector_norm(y - y_star(x))),
-        }
-
     info = dict(
         y_star=y_star, F=F, hypergrad=hypergrad, hypergrad_at=hypergrad_at,
         A=t["A"], b=t["b"], H=t["H_bar"], B=t["B_bar"], D=t["D"], x_star=t["x_star"],
@@ -197,8 +236,8 @@ def make_quadratic_bilevel(
     return BilevelProblem(
         name="quadratic_bilevel", f=f, g=g,
         x0=torch.zeros(dx, dtype=dtype, device=dev), y0=torch.zeros(dy, dtype=dtype, device=dev),
-        n_upper=n, n_lower=n, batch_upper=batch, batch_lower=batch,
-        f_lower_bound=0.0, g_lower_bound=0.0, metrics=metrics, info=info,
+        n_upper=n, n_lower=n, batch_upper=batch, batch_lower=batch, f_lower_bound=0.0,
+        g_lower_bound=0.0, metrics=_metrics(F, hypergrad, y_star, F_star), info=info,
     )
 
 
