@@ -105,6 +105,72 @@ def split_w8a(n_train: int, n_val: int, seed: int = 0, device=None,
     return tuple(out)
 
 
+def _losses(A_tr: Tensor, b_tr: Tensor, A_va: Tensor, b_va: Tensor):
+    """``(g, f)`` of the module docstring on the training and validation splits; ``idx``
+    selects a batch of rows of the level's split (``None``: all of them)."""
+
+    def _logistic(A: Tensor, b: Tensor, y: Tensor, idx) -> Tensor:
+        if idx is not None:
+            A, b = A[idx], b[idx]
+        return F.softplus(-b * (A @ y)).mean()
+
+    def g(x: Tensor, y: Tensor, idx=None) -> Tensor:
+        return _logistic(A_tr, b_tr, y, idx) + 0.5 * (torch.exp(x) * y * y).sum()
+
+    def f(x: Tensor, y: Tensor, idx=None) -> Tensor:
+        return _logistic(A_va, b_va, y, idx)
+
+    return g, f
+
+
+def _closed_forms(g, f, splits, per_feature: bool, dev: torch.device) -> dict:
+    r"""The closed forms of the module docstring, the ``info`` callables ``y_star``, ``F``,
+    ``hypergrad``, ``hypergrad_at`` and ``hessian`` (see :func:`make_ridge`), for the
+    losses ``g``, ``f`` on ``splits = (A_train, b_train, A_val, b_val)``."""
+    A_tr, b_tr, A_va, b_va = splits
+    n_train, n_val, d = A_tr.shape[0], A_va.shape[0], A_tr.shape[1]
+
+    def hessian(x: Tensor, y: Tensor) -> Tensor:
+        z = b_tr * (A_tr @ y)
+        s = torch.sigmoid(z) * torch.sigmoid(-z)
+        return (A_tr.T * s) @ A_tr / n_train + torch.diag(torch.exp(x).expand(d))
+
+    def grad_y_g(x: Tensor, y: Tensor) -> Tensor:
+        z = b_tr * (A_tr @ y)
+        return A_tr.T @ (-b_tr * torch.sigmoid(-z)) / n_train + torch.exp(x) * y
+
+    def y_star(x: Tensor, iters: int = 50) -> Tensor:
+        """:math:`y^*(x)` by damped Newton from :math:`y = 0` (halving the step until
+        Armijo's condition holds), until the Newton decrement is below 1e-20."""
+        y = torch.zeros(d, dtype=A_tr.dtype, device=dev)
+        for _ in range(iters):
+            grad = grad_y_g(x, y)
+            step = torch.linalg.solve(hessian(x, y), grad)
+            t, g0, dec = 1.0, float(g(x, y)), float(grad @ step)
+            if dec < 1e-20:
+                break
+            while float(g(x, y - t * step)) > g0 - 0.25 * t * dec and t > 1e-10:
+                t *= 0.5
+            y = y - t * step
+        return y
+
+    def hypergrad_at(x: Tensor, y: Tensor) -> Tensor:
+        z = b_va * (A_va @ y)
+        grad_y_f = A_va.T @ (-b_va * torch.sigmoid(-z)) / n_val
+        v = torch.linalg.solve(hessian(x, y), grad_y_f)
+        h = -torch.exp(x) * y * v
+        return h if per_feature else h.sum().reshape(1)
+
+    def hypergrad(x: Tensor) -> Tensor:
+        return hypergrad_at(x, y_star(x))
+
+    def value(x: Tensor) -> Tensor:
+        return f(x, y_star(x))
+
+    return dict(y_star=y_star, F=value, hypergrad=hypergrad, hypergrad_at=hypergrad_at,
+                hessian=hessian)
+
+
 def make_ridge(
     n_train: int = 1000,
     n_val: int = 1000,
@@ -152,61 +218,13 @@ def make_ridge(
     A_tr, b_tr, A_va, b_va = split_w8a(n_train, n_val, seed=seed, device=dev)
     d = A_tr.shape[1]
     dim_x = d if per_feature else 1
-
-    def _logistic(A: Tensor, b: Tensor, y: Tensor, idx) -> Tensor:
-        if idx is not None:
-            A, b = A[idx], b[idx]
-        return F.softplus(-b * (A @ y)).mean()
-
-    def g(x: Tensor, y: Tensor, idx=None) -> Tensor:
-        return _logistic(A_tr, b_tr, y, idx) + 0.5 * (torch.exp(x) * y * y).sum()
-
-    def f(x: Tensor, y: Tensor, idx=None) -> Tensor:
-        return _logistic(A_va, b_va, y, idx)
-
-    # ---------------------------------------------------------------- closed forms
-    def hessian(x: Tensor, y: Tensor) -> Tensor:
-        z = b_tr * (A_tr @ y)
-        s = torch.sigmoid(z) * torch.sigmoid(-z)
-        return (A_tr.T * s) @ A_tr / n_train + torch.diag(torch.exp(x).expand(d))
-
-    def grad_y_g(x: Tensor, y: Tensor) -> Tensor:
-        z = b_tr * (A_tr @ y)
-        return A_tr.T @ (-b_tr * torch.sigmoid(-z)) / n_train + torch.exp(x) * y
-
-    def y_star(x: Tensor, iters: int = 50) -> Tensor:
-        """:math:`y^*(x)` by damped Newton from :math:`y = 0` (halving the step until
-        Armijo's condition holds), until the Newton decrement is below 1e-20."""
-        y = torch.zeros(d, dtype=A_tr.dtype, device=dev)
-        for _ in range(iters):
-            grad = grad_y_g(x, y)
-            step = torch.linalg.solve(hessian(x, y), grad)
-            t, g0, dec = 1.0, float(g(x, y)), float(grad @ step)
-            if dec < 1e-20:
-                break
-            while float(g(x, y - t * step)) > g0 - 0.25 * t * dec and t > 1e-10:
-                t *= 0.5
-            y = y - t * step
-        return y
-
-    def hypergrad_at(x: Tensor, y: Tensor) -> Tensor:
-        z = b_va * (A_va @ y)
-        grad_y_f = A_va.T @ (-b_va * torch.sigmoid(-z)) / n_val
-        v = torch.linalg.solve(hessian(x, y), grad_y_f)
-        h = -torch.exp(x) * y * v
-        return h if per_feature else h.sum().reshape(1)
-
-    def hypergrad(x: Tensor) -> Tensor:
-        return hypergrad_at(x, y_star(x))
-
-    def value(x: Tensor) -> Tensor:
-        return f(x, y_star(x))
+    g, f = _losses(A_tr, b_tr, A_va, b_va)
+    closed = _closed_forms(g, f, (A_tr, b_tr, A_va, b_va), per_feature, dev)
 
     def metrics(x: Tensor, y: Tensor) -> dict:
         return {"val_loss": float(f(x, y))}
 
-    info = dict(y_star=y_star, F=value, hypergrad=hypergrad, hypergrad_at=hypergrad_at,
-                hessian=hessian, A_train=A_tr, b_train=b_tr, A_val=A_va, b_val=b_va,
+    info = dict(**closed, A_train=A_tr, b_train=b_tr, A_val=A_va, b_val=b_va,
                 positives_train=int((b_tr > 0).sum()), positives_val=int((b_va > 0).sum()))
     return BilevelProblem(
         name="ridge-w8a", f=f, g=g,
