@@ -14,8 +14,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["at_budget", "calls_text", "mean_finite", "oracle_calls", "run", "stable",
-           "total_calls"]
+__all__ = ["all_calls", "at_budget", "calls_text", "function_evals", "mean_finite",
+           "oracle_calls", "run", "stable", "total_calls"]
 
 
 def run(problem: str, configs: Mapping[str, dict], *, n_runs: int, scale: str, seed: int = 0,
@@ -36,16 +36,39 @@ def oracle_calls(rec: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.nancumsum(rec["n_grad"] + rec["n_hvp"], axis=1)
 
 
-def total_calls(rec: Mapping[str, np.ndarray]) -> float:
-    """Mean oracle calls of the runs that finished (NaN if every run diverged)."""
+def function_evals(rec: Mapping[str, np.ndarray], T: int, *, one_step: bool = False) -> np.ndarray:
+    """Cumulative function evaluations after each iteration, per run, that
+    :func:`oracle_calls` leaves out: the upper search's trials evaluate :math:`f` once
+    each (``upper_rounds``, plus the trial at :math:`\\alpha = 0` per iteration with
+    ``reference="one_step"``: ``one_step``), the lower search's rounds evaluate
+    :math:`g` (``lower_rounds`` per lower step, times ``T`` steps). Their gradients
+    (one per upper trial) are already in ``n_grad``. Zero for the methods without a search."""
+    up = np.asarray(rec["upper_rounds"], dtype=float)
+    f = up + (one_step * (up > 0))
+    return np.nancumsum(f + np.asarray(rec["lower_rounds"], dtype=float) * T, axis=1)
+
+
+def all_calls(rec: Mapping[str, np.ndarray], T: int, *, one_step: bool = False) -> np.ndarray:
+    """:func:`oracle_calls` plus :func:`function_evals`, each counted as one call (an
+    upper bound on the search's cost: a function value is cheaper than a gradient)."""
+    return oracle_calls(rec) + function_evals(rec, T, one_step=one_step)
+
+
+def total_calls(rec: Mapping[str, np.ndarray], calls: np.ndarray | None = None) -> float:
+    """Mean oracle calls (or ``calls``, cumulative per run) of the runs that finished
+    (NaN if every run diverged)."""
     done = ~rec["diverged"][:, -1]
-    return float(np.mean(oracle_calls(rec)[done, -1])) if done.any() else np.nan
+    calls = oracle_calls(rec) if calls is None else calls
+    return float(np.mean(calls[done, -1])) if done.any() else np.nan
 
 
-def at_budget(rec: Mapping[str, np.ndarray], budget: float) -> np.ndarray:
+def at_budget(rec: Mapping[str, np.ndarray], budget: float,
+              calls: np.ndarray | None = None) -> np.ndarray:
     """Per run, the validation loss at its last evaluation within ``budget`` oracle calls
-    (the start if none); NaN if the run diverged within the budget."""
-    calls, vals = oracle_calls(rec), rec["val_loss"]
+    (or within ``budget`` of ``calls``, cumulative per run, e.g. :func:`all_calls`; the
+    start if none); NaN if the run diverged within the budget."""
+    calls = oracle_calls(rec) if calls is None else calls
+    vals = rec["val_loss"]
     out = np.array(rec["initial_val_loss"], dtype=float)
     for i in range(len(vals)):
         within = calls[i] <= budget
