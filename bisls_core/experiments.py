@@ -493,6 +493,86 @@ def executor_from_env() -> Executor | None:
     return _ENV_EXECUTORS[spec]
 
 
+def _check_grid_args(executor, scale, device, n_runs, seed, recompute):
+    """:func:`check_params` of :func:`run_grid`'s arguments; returns ``device``. On an
+    executor the worker resolves ``device``: here it need only be a name of
+    :data:`DEVICES` (a :class:`torch.device` is turned into its type's name)."""
+    if executor is None:
+        check_params(scale, device, n_runs, seed, recompute)
+        return device
+    check_params(scale, "auto", n_runs, seed, recompute)
+    if isinstance(device, torch.device):
+        device = device.type
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string, one of {DEVICES}, got {device!r}")
+    check_choice("device", device, DEVICES)
+    return device
+
+
+def _cached_runs(fn, configs, *, name, scale, n_runs, seed, recompute):
+    """The cache lookup of :func:`run_grid`: ``(todo, found)``, the runs to compute as
+    ``(label, r, key, path)`` and the cached records by ``(label, r)`` (none with
+    ``recompute``)."""
+    todo: list[tuple[str, int, str, Path]] = []
+    found: dict[tuple[str, int], dict] = {}
+    for label, config in configs.items():
+        config = dict(config)
+        for r in range(n_runs):
+            key = cache_key(fn, config, seed + r)
+            path = _entry_path(scale, name, key)
+            record = None if recompute else _read_entry(path, key)
+            if record is None:
+                todo.append((label, r, key, path))
+            else:
+                found[(label, r)] = record
+    return todo, found
+
+
+def _run_missing(fn, configs, todo, *, name, scale, seed, device, recompute, progress, executor):
+    """Compute the runs ``todo`` of :func:`run_grid` (on ``executor``, or in-process when
+    ``None``) and write each entry as soon as its run completes; returns ``(found, metas)``,
+    the records as stored and their metadata, by ``(label, r)``."""
+    from tqdm import tqdm
+
+    found: dict[tuple[str, int], dict] = {}
+    metas: dict[tuple[str, int], dict] = {}
+    _check_writable(todo[0][3].parent, scale)  # before any compute, not after
+    bar = tqdm(total=len(todo), desc=name, disable=not progress, leave=False)
+    jobs = [(label, r, key, path, dict(configs[label]), seed + r) for label, r, key, path in todo]
+    if executor is None:
+        results = ((job, _one_run(fn, job[4], job[5], device)) for job in jobs)
+    else:  # written as they complete: a failed or interrupted sweep keeps the others
+        futures = {executor.submit(_one_run, fn, job[4], job[5], device): job for job in jobs}
+        results = ((futures[f], f.result()) for f in as_completed(futures))
+    for (label, r, key, path, cfg, s), (record, seconds, dev) in results:
+        meta = {"runner": _runner_id(fn), "config": _canonical(cfg), "seed": s,
+                "device": dev, "seconds": round(seconds, 3), "scale": scale}
+        # a recompute that reproduces the stored entry keeps its file byte for byte
+        stored = _read_entry(path, key, warn=False) if recompute else None
+        if stored is None or not _reproduces(record, stored):
+            _write_entry(path, key, record, meta)
+            stored = _read_entry(path, key)
+            if stored is None:  # pragma: no cover - the file system lost it
+                raise OSError(f"could not read back the cache entry {path}")
+        found[(label, r)] = stored
+        metas[(label, r)] = meta
+        bar.update(1)
+    bar.close()
+    return found, metas
+
+
+def _stack_grid(configs, found, metas, n_runs) -> Grid:
+    """The :class:`Grid` of :func:`run_grid`: per label, each record's arrays stacked over
+    the runs (axis 0), and ``grid.meta[label]`` the runs' metadata (``{}`` when cached)."""
+    grid = Grid()
+    grid.meta = {}
+    for label in configs:
+        runs = [found[(label, r)] for r in range(n_runs)]
+        grid[label] = {k: np.stack([np.asarray(run[k]) for run in runs]) for k in runs[0]}
+        grid.meta[label] = [metas.get((label, r), {}) for r in range(n_runs)]
+    return grid
+
+
 def run_grid(
     fn: Callable[..., Mapping[str, Any]],
     configs: Mapping[str, Mapping[str, Any]],
@@ -540,63 +620,19 @@ def run_grid(
     """
     if executor is None:
         executor = executor_from_env()
-    if executor is None:
-        check_params(scale, device, n_runs, seed, recompute)
-    else:
-        check_params(scale, "auto", n_runs, seed, recompute)
-        if isinstance(device, torch.device):
-            device = device.type
-        if not isinstance(device, str):
-            raise TypeError(f"device must be a string, one of {DEVICES}, got {device!r}")
-        check_choice("device", device, DEVICES)
+    device = _check_grid_args(executor, scale, device, n_runs, seed, recompute)
     if not configs:
         raise ValueError("configs is empty: name at least one configuration")
     _use_scale(scale)
-    todo: list[tuple[str, int, str, Path]] = []
-    found: dict[tuple[str, int], dict] = {}
+    todo, found = _cached_runs(fn, configs, name=name, scale=scale, n_runs=n_runs, seed=seed,
+                               recompute=recompute)
     metas: dict[tuple[str, int], dict] = {}
-    for label, config in configs.items():
-        config = dict(config)
-        for r in range(n_runs):
-            key = cache_key(fn, config, seed + r)
-            path = _entry_path(scale, name, key)
-            record = None if recompute else _read_entry(path, key)
-            if record is None:
-                todo.append((label, r, key, path))
-            else:
-                found[(label, r)] = record
     if todo:
-        from tqdm import tqdm
-
-        _check_writable(todo[0][3].parent, scale)  # before any compute, not after
-        bar = tqdm(total=len(todo), desc=name, disable=not progress, leave=False)
-        jobs = [(label, r, key, path, dict(configs[label]), seed + r) for label, r, key, path in todo]
-        if executor is None:
-            results = ((job, _one_run(fn, job[4], job[5], device)) for job in jobs)
-        else:  # written as they complete: a failed or interrupted sweep keeps the others
-            futures = {executor.submit(_one_run, fn, job[4], job[5], device): job for job in jobs}
-            results = ((futures[f], f.result()) for f in as_completed(futures))
-        for (label, r, key, path, cfg, s), (record, seconds, dev) in results:
-            meta = {"runner": _runner_id(fn), "config": _canonical(cfg), "seed": s,
-                    "device": dev, "seconds": round(seconds, 3), "scale": scale}
-            # a recompute that reproduces the stored entry keeps its file byte for byte
-            stored = _read_entry(path, key, warn=False) if recompute else None
-            if stored is None or not _reproduces(record, stored):
-                _write_entry(path, key, record, meta)
-                stored = _read_entry(path, key)
-                if stored is None:  # pragma: no cover - the file system lost it
-                    raise OSError(f"could not read back the cache entry {path}")
-            found[(label, r)] = stored
-            metas[(label, r)] = meta
-            bar.update(1)
-        bar.close()
-    grid = Grid()
-    grid.meta = {}
-    for label in configs:
-        runs = [found[(label, r)] for r in range(n_runs)]
-        grid[label] = {k: np.stack([np.asarray(run[k]) for run in runs]) for k in runs[0]}
-        grid.meta[label] = [metas.get((label, r), {}) for r in range(n_runs)]
-    return grid
+        computed, metas = _run_missing(fn, configs, todo, name=name, scale=scale, seed=seed,
+                                       device=device, recompute=recompute, progress=progress,
+                                       executor=executor)
+        found.update(computed)
+    return _stack_grid(configs, found, metas, n_runs)
 
 
 def summarize(values: np.ndarray, digits: int = 3) -> str:
