@@ -67,6 +67,108 @@ def _split_params(model: nn.Module):
     return names, shapes, sizes
 
 
+def _split(train, test, n_train: int, n_val: int, n_test: int, dev) -> dict[str, torch.Tensor]:
+    """The data on ``dev``: images ``X``, labels ``L`` and one-hot targets ``Y`` of the
+    validation set (``X1``, ``L1``, ``Y1``: the ``n_val`` digits after the first ``n_train``
+    of the MNIST training split), of the training set (``X2``, ``L2``, ``Y2``: the first
+    ``n_train``) and of the test set (``X3``, ``L3``: the first ``n_test`` of the test split)."""
+
+    def onehot(labels):
+        return torch.nn.functional.one_hot(labels, N_CLASSES).float()
+
+    X2, L2 = train.images[:n_train].to(dev), train.labels[:n_train].to(dev)
+    val = slice(n_train, n_train + n_val)
+    X1, L1 = train.images[val].to(dev), train.labels[val].to(dev)
+    X3, L3 = test.images[:n_test].to(dev), test.labels[:n_test].to(dev)
+    Y1, Y2 = onehot(L1), onehot(L2)
+    return dict(X1=X1, L1=L1, Y1=Y1, X2=X2, L2=L2, Y2=Y2, X3=X3, L3=L3)
+
+
+def _embedding(seed: int, dev):
+    """``(model, embed, x0, y0)``: a :class:`LeNetEmbedding` on ``dev`` with PyTorch's
+    default initialisation drawn with ``seed`` (the global RNG is left alone),
+    ``embed(x, images)`` the embedding with the flat parameters ``x``, ``x0`` the model's
+    initial parameters and ``y0 = 0`` the classifier :math:`c`, flat."""
+    with torch.random.fork_rng(devices=[]):  # seed the initialisation, leave the global RNG alone
+        torch.manual_seed(seed)
+        model = LeNetEmbedding()
+    model = model.to(dev)
+    names, shapes, sizes = _split_params(model)
+    x0 = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    y0 = torch.zeros(model.dim * N_CLASSES, device=dev)
+
+    def embed(x, images):
+        params = dict(zip(names, (t.view(s) for t, s in zip(torch.split(x, sizes), shapes))))
+        return functional_call(model, params, (images,))
+
+    return model, embed, x0, y0
+
+
+def _memoized_features(embed, X1, X2):
+    """``features(x, which, idx)``: the embedding of the batch ``idx`` (``None``: all) of
+    the validation (``which="val"``, ``X1``) or the training set (``X2``)."""
+    # The lower level takes T steps (and its line search many trials) at the
+    # same x and batch: the embedding of that batch does not depend on y, so
+    # the last one computed without a graph to x is reused. The memo compares
+    # values (x and the indices), never addresses, so it cannot go stale.
+    memo: dict = {}
+
+    def features(x, which, idx):
+        X = X1 if which == "val" else X2
+        if x.requires_grad or not memo.get("ok", True):
+            return embed(x, X if idx is None else X[idx])
+        hit = memo.get(which)
+        if hit is not None and hit[0].shape == x.shape and torch.equal(hit[0], x) and (
+            (idx is None and hit[1] is None)
+            or (idx is not None and hit[1] is not None and hit[1].shape == idx.shape
+                and torch.equal(hit[1], idx))
+        ):
+            return hit[2]
+        with torch.no_grad():
+            out = embed(x, X if idx is None else X[idx])
+        memo[which] = (x.detach().clone(), None if idx is None else idx.clone(), out)
+        return out
+
+    return features
+
+
+def _losses(features, dim: int, lam: float, Y1, Y2):
+    """``(f, g)`` of the module docstring: the squared loss of the classifier ``y`` (``dim``
+    by 10, flat) on the validation set, and on the training set plus the ridge term."""
+
+    def sq_loss(feats, y, targets):
+        pred = feats @ y.view(dim, N_CLASSES)
+        return 0.5 * ((pred - targets) ** 2).sum(dim=1).mean()
+
+    def f(x, y, idx=None):
+        return sq_loss(features(x, "val", idx), y, Y1 if idx is None else Y1[idx])
+
+    def g(x, y, idx=None):
+        ridge = 0.5 * lam * (y * y).sum()
+        return sq_loss(features(x, "train", idx), y, Y2 if idx is None else Y2[idx]) + ridge
+
+    return f, g
+
+
+def _metrics(embed, dim: int, data: dict[str, torch.Tensor]):
+    """The problem's ``metrics(x, y)``: ``val_loss`` (F on the whole validation set),
+    ``val_acc`` and ``test_acc``."""
+    X1, Y1, L1, X3, L3 = (data[k] for k in ("X1", "Y1", "L1", "X3", "L3"))
+
+    @torch.no_grad()
+    def metrics(x, y):
+        c = y.view(dim, N_CLASSES)
+        pred_val = embed(x, X1) @ c
+        pred_test = embed(x, X3) @ c
+        return {
+            "val_loss": 0.5 * ((pred_val - Y1) ** 2).sum(dim=1).mean(),
+            "val_acc": (pred_val.argmax(1) == L1).float().mean(),
+            "test_acc": (pred_test.argmax(1) == L3).float().mean(),
+        }
+
+    return metrics
+
+
 def make(
     *,
     device=None,
@@ -105,69 +207,10 @@ def make(
         raise ValueError(f"n_train + n_val = {n_train + n_val} exceeds the {train.n} training digits")
     n_test = min(n_test, test.n)
 
-    def onehot(labels):
-        return torch.nn.functional.one_hot(labels, N_CLASSES).float()
-
-    X2, L2 = train.images[:n_train].to(dev), train.labels[:n_train].to(dev)
-    X1, L1 = train.images[n_train:n_train + n_val].to(dev), train.labels[n_train:n_train + n_val].to(dev)
-    X3, L3 = test.images[:n_test].to(dev), test.labels[:n_test].to(dev)
-    Y1, Y2 = onehot(L1), onehot(L2)
-
-    with torch.random.fork_rng(devices=[]):  # seed the initialisation, leave the global RNG alone
-        torch.manual_seed(seed)
-        model = LeNetEmbedding()
-    model = model.to(dev)
-    names, shapes, sizes = _split_params(model)
-    x0 = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-    y0 = torch.zeros(model.dim * N_CLASSES, device=dev)
-
-    def embed(x, images):
-        params = dict(zip(names, (t.view(s) for t, s in zip(torch.split(x, sizes), shapes))))
-        return functional_call(model, params, (images,))
-
-    # The lower level takes T steps (and its line search many trials) at the
-    # same x and batch: the embedding of that batch does not depend on y, so
-    # the last one computed without a graph to x is reused. The memo compares
-    # values (x and the indices), never addresses, so it cannot go stale.
-    memo: dict = {}
-
-    def features(x, which, idx):
-        X = X1 if which == "val" else X2
-        if x.requires_grad or not memo.get("ok", True):
-            return embed(x, X if idx is None else X[idx])
-        hit = memo.get(which)
-        if hit is not None and hit[0].shape == x.shape and torch.equal(hit[0], x) and (
-            (idx is None and hit[1] is None)
-            or (idx is not None and hit[1] is not None and hit[1].shape == idx.shape
-                and torch.equal(hit[1], idx))
-        ):
-            return hit[2]
-        with torch.no_grad():
-            out = embed(x, X if idx is None else X[idx])
-        memo[which] = (x.detach().clone(), None if idx is None else idx.clone(), out)
-        return out
-
-    def sq_loss(feats, y, targets):
-        pred = feats @ y.view(model.dim, N_CLASSES)
-        return 0.5 * ((pred - targets) ** 2).sum(dim=1).mean()
-
-    def f(x, y, idx=None):
-        return sq_loss(features(x, "val", idx), y, Y1 if idx is None else Y1[idx])
-
-    def g(x, y, idx=None):
-        ridge = 0.5 * lam * (y * y).sum()
-        return sq_loss(features(x, "train", idx), y, Y2 if idx is None else Y2[idx]) + ridge
-
-    @torch.no_grad()
-    def metrics(x, y):
-        c = y.view(model.dim, N_CLASSES)
-        pred_val = embed(x, X1) @ c
-        pred_test = embed(x, X3) @ c
-        return {
-            "val_loss": 0.5 * ((pred_val - Y1) ** 2).sum(dim=1).mean(),
-            "val_acc": (pred_val.argmax(1) == L1).float().mean(),
-            "test_acc": (pred_test.argmax(1) == L3).float().mean(),
-        }
+    data = _split(train, test, n_train, n_val, n_test, dev)
+    model, embed, x0, y0 = _embedding(seed, dev)
+    features = _memoized_features(embed, data["X1"], data["X2"])
+    f, g = _losses(features, model.dim, lam, data["Y1"], data["Y2"])
 
     return BilevelProblem(
         name="hyperrep",
@@ -181,6 +224,6 @@ def make(
         batch_lower=batch_train,
         f_lower_bound=0.0,
         g_lower_bound=0.0,
-        metrics=metrics,
+        metrics=_metrics(embed, model.dim, data),
         info={"data": train.source, "lam": lam, "dim_x": x0.numel(), "dim_y": y0.numel()},
     )
