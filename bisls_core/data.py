@@ -61,10 +61,13 @@ __all__ = [
     "DATA_DIR",
     "MNIST_FILES",
     "SHA256",
+    "MNIST_ROOT_ENV",
     "MNISTData",
     "cache_dir",
     "describe",
     "load_mnist",
+    "mnist_in_use",
+    "mnist_root",
     "load_w8a",
     "verify",
 ]
@@ -384,6 +387,53 @@ def load_mnist(
     images = data.unsqueeze(1).to(torch.float32).div_(255.0)
     labels = targets.to(torch.int64, copy=True)
     return MNISTData(images=images, labels=labels, source=source, n=int(labels.shape[0]))
+
+
+#: The environment variable naming a folder that holds the full MNIST (torchvision's
+#: layout): the default of every MNIST page's ``data_root`` (see :func:`mnist_root`).
+MNIST_ROOT_ENV = "BISLS_MNIST_ROOT"
+
+
+def mnist_root(data_root: str | os.PathLike[str] | None = None) -> str | None:
+    """The MNIST folder a run uses: ``data_root`` when given, else the environment
+    variable ``BISLS_MNIST_ROOT`` when set, else ``None`` (the shipped subset).
+
+    The notebooks call this once and put a non-``None`` root into their run
+    configurations (``problem_args["data_root"]``), so that runs on the full set never
+    share a cache entry with runs on the subset; the default ``None`` leaves the
+    configurations, hence the cache keys, as they are. :func:`load_mnist` itself does not
+    read the variable, for the same reason.
+
+    Raises
+    ------
+    TypeError
+        If ``data_root`` is neither a path nor ``None``.
+    ValueError
+        If the folder does not exist.
+    """
+    if data_root is None:
+        data_root = os.environ.get(MNIST_ROOT_ENV) or None
+        name = MNIST_ROOT_ENV
+        if data_root is None:
+            return None
+    else:
+        name = "data_root"
+    if isinstance(data_root, bool) or not isinstance(data_root, (str, os.PathLike)):
+        raise TypeError(f"{name}: expected a folder (str) or None, got {type(data_root).__name__}")
+    path = Path(data_root).expanduser().resolve()
+    if not path.is_dir():
+        raise ValueError(f"{name}: {str(data_root)!r} is not a folder; give a folder holding MNIST "
+                         "in torchvision's layout, or None for the shipped subset")
+    return str(path)
+
+
+def mnist_in_use(root: str | None) -> str:
+    """The line an MNIST page prints: which set its runs use (the shipped subset or the
+    full set, and from where) and how many training and test digits it holds."""
+    train, test = load_mnist(root=root, train=True), load_mnist(root=root, train=False)
+    which = ("the shipped subset of MNIST" if train.source.startswith(SUBSET_SOURCE)
+             else f"the full MNIST from {root}")
+    return f"data: {which}, {train.n:,} training and {test.n:,} test digits"
 
 
 # ----------------------------------------------------------------------------- summary

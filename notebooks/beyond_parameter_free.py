@@ -51,12 +51,13 @@ recompute = False
 K = None
 K_distill = None
 T_distill = None
+data_root = None
 
 # %%
 import matplotlib.ticker as mticker
 import numpy as np
 
-from bisls_core import experiments, plotting, sweeps
+from bisls_core import data, experiments, plotting, sweeps
 from bisls_core.sweeps import claims, hyperrep, parameter_free
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
@@ -71,6 +72,8 @@ PRESETS = {
 sizes = experiments.scaled(scale, PRESETS, K=K, K_distill=K_distill, T_distill=T_distill,
                            n_runs=n_runs)
 hr = hyperrep.sizes(scale, K=sizes["K"], eval_every=sizes["eval_every"], n_runs=sizes["n_runs"])
+hr["data_root"] = data.mnist_root(data_root)  # None: the shipped subset (cache keys unchanged)
+print(data.mnist_in_use(hr["data_root"]))
 sizes
 
 # %% [markdown]
@@ -93,7 +96,8 @@ hyper = {
     **{m: hyperrep.config(hr, m) for m in BASELINES},
 }
 distill_base = {"problem": "distillation",
-                "problem_args": {"n_real": sizes["n_real"], "n_val": 1000},
+                "problem_args": {"n_real": sizes["n_real"], "n_val": 1000,
+                                 **({"data_root": hr["data_root"]} if hr["data_root"] else {})},
                 "K": sizes["K_distill"], "T": sizes["T_distill"], "hypergrad": "identity",
                 "eval_every": sizes["eval_distill"]}
 search = {"w": hr["w"], "max_rounds": hr["max_rounds"]}

@@ -53,15 +53,18 @@ K = None
 T = None
 batch = None
 n_train = None
+data_root = None
 
 # %%
 import numpy as np
 
-from bisls_core import experiments, plotting, sweeps
+from bisls_core import data, experiments, plotting, sweeps
 from bisls_core.sweeps import claims, hyperrep
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
 sz = hyperrep.sizes(scale, K=K, T=T, batch=batch, n_train=n_train, n_runs=n_runs)
+sz["data_root"] = data.mnist_root(data_root)  # None: the shipped subset (cache keys unchanged)
+print(data.mnist_in_use(sz["data_root"]))
 {k: sz[k] for k in ("n_train", "n_val", "batch", "T", "cg", "K", "w", "max_rounds", "n_runs")}
 
 # %% [markdown]

@@ -54,17 +54,20 @@ recompute = False
 K = None
 T = None
 n_real = None
+data_root = None
 
 # %%
 import numpy as np
 import matplotlib.pyplot as plt
 import torch
 
-from bisls_core import experiments, plotting, sweeps
+from bisls_core import data, experiments, plotting, sweeps
 from bisls_core.sweeps import claims, distillation
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
 sz = distillation.sizes(scale, K=K, T=T, n_real=n_real, n_runs=n_runs)
+sz["data_root"] = data.mnist_root(data_root)  # None: the shipped subset (cache keys unchanged)
+print(data.mnist_in_use(sz["data_root"]))
 {k: sz[k] for k in ("n_real", "n_val", "K", "T", "neumann_steps", "n_runs")}
 
 # %% [markdown]
@@ -150,10 +153,10 @@ for hg, g in grids.items():
         print(f"[{hg:8s}] {label:9s} final val loss {experiments.summarize(fin[hg][label], 3):16s} "
               f"val acc {experiments.summarize(distillation.tail_values(rec, 'val_acc'), 3):16s} "
               f"failed upper searches {np.nanmean(rec['upper_failures']):.0%}")
-corr = distillation.digit_correlations(digits, distillation.class_means(sz["n_real"]))
+corr = distillation.digit_correlations(digits, distillation.class_means(sz["n_real"], sz["data_root"]))
 seen, own = corr.argmax(1).tolist(), float(corr.diagonal().median())
 n_seen = sum(int(s == c) for c, s in enumerate(seen))
-real = distillation.real_digit_correlation(sz["n_real"])
+real = distillation.real_digit_correlation(sz["n_real"], data_root=sz["data_root"])
 print(f"distilled images read as: {seen} ({n_seen}/10 their own digit); median correlation "
       f"with their own digit's mean image {own:.2f} (a real digit: {real:.2f})")
 
@@ -172,7 +175,7 @@ for hg in HYPERGRADS:
         why=v["why"]))
 
 # %%
-means = distillation.class_means(sz["n_real"])
+means = distillation.class_means(sz["n_real"], sz["data_root"])
 runs = [distillation.digit_correlations(distillation.images(torch.as_tensor(x)), means)
         for x in grids["identity"]["BiSLS-SGD"]["x_final"]]  # every run's distilled set
 j = claims.judge({

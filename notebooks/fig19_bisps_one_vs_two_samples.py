@@ -44,13 +44,16 @@ seed = 0
 recompute = False
 K = None
 n_real = None
+data_root = None
 
 # %%
-from bisls_core import experiments, plotting, sweeps
+from bisls_core import data, experiments, plotting, sweeps
 from bisls_core.sweeps import claims, distillation
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
 sz = distillation.sizes(scale, K=K, n_real=n_real, n_runs=n_runs)
+sz["data_root"] = data.mnist_root(data_root)  # None: the shipped subset (cache keys unchanged)
+print(data.mnist_in_use(sz["data_root"]))
 {k: sz[k] for k in ("n_real", "K", "T", "sample_alphas", "n_runs")}
 
 # %% [markdown]

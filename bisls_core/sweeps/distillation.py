@@ -148,6 +148,8 @@ def config(sz: dict, method: str, *, hypergrad: str = "identity", **fields) -> d
         "method": method, "K": sz["K"], "T": sz["T"], "hypergrad": hypergrad,
         "eval_every": sz["eval_every"],
     }
+    if sz.get("data_root"):  # only then: the default keeps its cache keys
+        cfg["problem_args"]["data_root"] = sz["data_root"]
     if hypergrad == "neumann":
         cfg.update(hypergrad_steps=sz["neumann_steps"], hypergrad_lr=NEUMANN_LR)
     if method in _FIXED_LOWER:

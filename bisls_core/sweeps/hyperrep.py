@@ -137,6 +137,8 @@ def config(sz: dict, method: str, **fields) -> dict:
         "method": method, "K": sz["K"], "T": sz["T"], "hypergrad": "cg",
         "hypergrad_steps": sz["cg"], "eval_every": sz["eval_every"],
     }
+    if sz.get("data_root"):  # only then: the default keeps its cache keys
+        cfg["problem_args"]["data_root"] = sz["data_root"]
     cfg.update(fields)
     run = {k: v for k, v in cfg.items() if k not in ("problem", "problem_args", "method")}
     checked = make_config(method, **run)
