@@ -62,6 +62,8 @@ from .optim import (
 )
 from .problems import BilevelProblem
 from .stepsizes import (
+    ON_FAILURE,
+    OUTCOME_CODES,
     RESET_OPTIONS,
     SCHEDULES,
     armijo_backtracking,
@@ -91,14 +93,18 @@ __all__ = [
 ]
 
 #: Right-hand sides of condition (14) (see ``BilevelConfig.reference``).
-REFERENCES = ("paper", "one_step")
+REFERENCES = ("paper", "one_step", "penultimate")
+
+#: Lower rules whose last inner step the ``"penultimate"`` reading can redo.
+_REDOABLE = ("fixed", "sps", "armijo")
 
 #: Keys of the per-iteration record returned by :func:`run_bilevel` (besides the
 #: problem's metric keys, their ``initial_`` values, ``x_final``/``y_final``, and the
 #: ``record_keys`` an upper rule may add).
 RECORD_KEYS = (
     "upper_loss", "lower_loss", "alpha", "beta", "beta_last", "upper_rounds",
-    "lower_rounds", "upper_failures", "lower_failures", "n_hvp", "n_grad", "time", "diverged",
+    "lower_rounds", "upper_failures", "lower_failures", "lower_guard", "n_hvp", "n_grad",
+    "n_fun", "time", "diverged",
 )
 
 
@@ -211,7 +217,25 @@ class BilevelConfig:
         evaluation). With ``"paper"`` the one lower step of the trial changes
         :math:`f` even as :math:`\alpha \to 0`, so when that step increases
         :math:`f` no step satisfies (14) with :math:`\delta = 0` and the search
-        fails; ``"one_step"`` removes that offset (a choice of this book).
+        fails; ``"one_step"`` removes that offset (a choice of this book);
+        ``"penultimate"`` reads line 8's :math:`y^{k,T-1}`: the trial redoes the
+        *last* lower step from :math:`y^{k,T-1}` with the candidate :math:`\hat x`, the
+        same batch :math:`\psi_{k,T-1}` and step :math:`\beta_{k,T-1}`, so at
+        :math:`\alpha = 0` it is :math:`y^{k+1}` and :math:`f(x^k, y^{k+1})` is
+        consistent at no extra cost (lower rules ``"fixed"``, ``"sps"``, ``"armijo"``).
+    diagnostics:
+        record the trial function's offset :math:`\varphi(0) - f_{\text{ref}}` and
+        slope :math:`\varphi'(0)` at every BiSLS search (``upper_offset``,
+        ``upper_slope``; one more forward pass and one backward through the trial's
+        lower step, counted in ``n_fun``, ``n_grad`` and ``n_hvp``). Default off.
+    early_exit:
+        stop a BiSLS search that cannot succeed (guard 5 of
+        :func:`bisls_core.stepsizes.armijo_backtracking`; computes the slope as
+        ``diagnostics`` does). Default off (the committed results).
+    on_failure:
+        the step of a failed BiSLS search: ``"floor"`` the smallest step the budget
+        reaches (default, the committed results), ``"none"`` no step, ``"reset"`` the
+        search's start step.
     keep_final:
         return the final ``x`` and ``y`` as ``x_final``/``y_final``.
 
@@ -245,6 +269,9 @@ class BilevelConfig:
     eval_every: int = 1
     keep_final: bool = False
     reference: str = "paper"
+    diagnostics: bool = False
+    early_exit: bool = False
+    on_failure: str = "floor"
     upper_optimizer: str | None = None
     lower_optimizer: str | None = None
     upper_kwargs: dict | None = None
@@ -322,6 +349,10 @@ def _check_steps(cfg: BilevelConfig) -> None:
         check_positive(name, b, allow_zero=True, below=1.0)
     check_positive("adam_eps", cfg.adam_eps)
     check_choice("reference", cfg.reference, REFERENCES)
+    check_choice("on_failure", cfg.on_failure, ON_FAILURE)
+    if cfg.reference == "penultimate" and cfg.lower not in _REDOABLE:
+        raise ValueError(f"reference='penultimate' redoes the last lower step, which lower "
+                         f"{cfg.lower!r} does not expose; use lower in {_REDOABLE}")
 
 
 def _check_rest(cfg: BilevelConfig) -> None:
@@ -335,6 +366,8 @@ def _check_rest(cfg: BilevelConfig) -> None:
         check_positive("hypergrad_lr", cfg.hypergrad_lr)
     check_bool("warm_start", cfg.warm_start)
     check_bool("keep_final", cfg.keep_final)
+    check_bool("diagnostics", cfg.diagnostics)
+    check_bool("early_exit", cfg.early_exit)
 
 
 # ---------------------------------------------------------------- the rules' access to the problem
@@ -427,7 +460,10 @@ class InnerStep:
     """What a lower rule did in one of the :math:`T` steps: the new point, the step
     :math:`\\beta_{k,t}`, condition evaluations, a failed search (0/1), gradient
     evaluations beyond the step's own, and ``stop`` (nothing finite to step on: the
-    inner loop ends, the run diverges)."""
+    inner loop ends, the run diverges); ``guard`` (a search skipped by the round-off
+    guard, 0/1), ``n_fun`` (function evaluations: search trials), and the step's base
+    point :math:`y^{k,t}` and batch :math:`\\psi_{k,t}` (``base``, ``idx``: what the
+    ``"penultimate"`` reading of condition (14) redoes)."""
 
     y: Tensor
     step: Any
@@ -435,6 +471,10 @@ class InnerStep:
     failed: int = 0
     n_grad: int = 0
     stop: bool = False
+    guard: int = 0
+    n_fun: int = 0
+    base: Tensor | None = None
+    idx: Any = None
 
 
 class LowerRule:
@@ -464,7 +504,7 @@ class FixedLower(LowerRule):
     """:math:`\\beta_{k,t} = \\beta_{b,0}` (Algorithm 1, line 4 with a constant step)."""
 
     def step(self, x, y, value, grad, idx) -> InnerStep:
-        return InnerStep(y - self.cfg.beta * grad, self.cfg.beta)
+        return InnerStep(y - self.cfg.beta * grad, self.cfg.beta, base=y, idx=idx)
 
 
 class SPSLower(LowerRule):
@@ -484,7 +524,7 @@ class SPSLower(LowerRule):
             n_grad = 1
         step = sps_max(value, _sq(grad_s), self.bound, c=self.cfg.p,
                        lower_bound=self.oracles.problem.g_lower_bound)
-        return InnerStep(y - step * grad, step, n_grad=n_grad)
+        return InnerStep(y - step * grad, step, n_grad=n_grad, base=y, idx=idx)
 
 
 class ArmijoLower(LowerRule):
@@ -512,7 +552,8 @@ class ArmijoLower(LowerRule):
             return InnerStep(torch.full_like(y, math.nan), res.step, failed=1, stop=True)
         if res.success:
             self.prev = res.step
-        return InnerStep(y - res.step * grad, res.step, res.rounds, int(not res.success))
+        return InnerStep(y - res.step * grad, res.step, res.rounds, int(not res.success),
+                         guard=int(res.outcome == "guard"), n_fun=res.rounds, base=y, idx=idx)
 
     def line14_step(self, last) -> Any:
         return self.prev if self.prev is not None else last
@@ -553,7 +594,8 @@ LOWER_RULES: dict[str, type[LowerRule]] = {
 class UpperInput:
     """What an upper rule sees at iteration ``k``: :math:`x^k`, :math:`y^{k+1}`, the
     direction :math:`d_k` and its squared norm :math:`\\|h_f^k\\|^2_*`, the hypergradient
-    estimate (with its batches) and the :math:`\\beta` of Algorithm 2, line 14."""
+    estimate (with its batches), the :math:`\\beta` of Algorithm 2, line 14, and the
+    last inner step as the lower rule reported it (``last``)."""
 
     k: int
     x: Tensor
@@ -562,6 +604,7 @@ class UpperInput:
     sq_norm: Tensor
     estimate: Estimate
     beta_hat: Any
+    last: InnerStep | None = None
 
 
 @dataclass
@@ -576,6 +619,7 @@ class UpperStep:
     failures: int = 0
     n_grad: int = 0
     n_hvp: int = 0
+    n_fun: int = 0
     extra: dict = field(default_factory=dict)
 
 
@@ -660,30 +704,75 @@ class BiSLSUpper(UpperRule):
     with :math:`\nabla^2_{yy} g = I` (:math:`\beta = 1` exact) it converges.
     """
 
+    #: ``upper_outcome``: the search's outcome as a code of
+    #: :data:`bisls_core.stepsizes.OUTCOME_CODES` (0 accepted by (14), 1 skipped by the
+    #: round-off guard, 2 failed, 3 nothing finite); ``upper_exit_round``: trials done
+    #: when the early-exit test first fired (NaN: never); ``upper_asked``:
+    #: :math:`-p\|h_f^k\|^2_*`; with ``diagnostics``, ``upper_offset``
+    #: :math:`\varphi(0) - f_{\text{ref}}` and ``upper_slope`` :math:`\varphi'(0)`.
+    record_keys = ("upper_outcome", "upper_exit_round", "upper_asked", "upper_offset",
+                   "upper_slope")
+
     def __init__(self, cfg: BilevelConfig, oracles: Oracles) -> None:
         super().__init__(cfg, oracles)
         self.prev: float | None = None
 
+    def _lower_step(self, it: UpperInput) -> tuple[Tensor, Any, Any]:
+        """Base point, batch and step of the trial's one lower step (line 14, or the
+        last inner step redone with ``reference="penultimate"``)."""
+        if self.cfg.reference == "penultimate":
+            return it.last.base, it.last.idx, it.last.step
+        return it.y, it.estimate.idx_g, it.beta_hat
+
+    def _model(self, it: UpperInput, base: Tensor, idx_g, beta) -> tuple[float, float]:
+        r""":math:`\varphi(0)` and :math:`\varphi'(0)` of the trial
+        :math:`\varphi(\alpha) = f(x^k - \alpha d_k, \hat y)`: one forward pass and one
+        backward through the trial's lower step."""
+        f, g = self.oracles.problem.f, self.oracles.problem.g
+        beta = beta.detach() if isinstance(beta, Tensor) else beta
+        with torch.enable_grad():
+            a = torch.zeros((), dtype=it.x.dtype, device=it.x.device, requires_grad=True)
+            x_hat = it.x.detach() - a * it.d.detach()
+            y_ = base.detach().requires_grad_(True)
+            (gy,) = torch.autograd.grad(g(x_hat, y_, idx_g), y_, create_graph=True)
+            phi = f(x_hat, y_ - beta * gy, it.estimate.idx_f)
+            (slope,) = torch.autograd.grad(phi, a, allow_unused=True)
+        return float(phi.detach()), 0.0 if slope is None else float(slope)
+
     def step(self, it: UpperInput) -> UpperStep:
         cfg, f = self.cfg, self.oracles.problem.f
         start = reset(self.prev, cfg.alpha, cfg.reset_upper, cfg.eta)
-        idx_f, idx_g = it.estimate.idx_f, it.estimate.idx_g
+        idx_f = it.estimate.idx_f
+        base, idx_g, beta = self._lower_step(it)
 
         def trial(a: float) -> Tensor:
             x_hat = it.x - a * it.d
-            _, gy = self.oracles.g_and_grad(x_hat, it.y, idx_g)
+            _, gy = self.oracles.g_and_grad(x_hat, base, idx_g)
             with torch.no_grad():
-                return f(x_hat, it.y - it.beta_hat * gy, idx_f)
+                return f(x_hat, base - beta * gy, idx_f)
 
-        f_ref, n_grad = it.estimate.result.f_value, 0
-        if cfg.reference == "one_step":
-            f_ref, n_grad = trial(0.0), 1
+        f_ref, n_grad, n_fun, n_hvp, model = it.estimate.result.f_value, 0, 0, 0, None
+        extra = {"upper_asked": -cfg.p * float(it.sq_norm)}
+        if cfg.diagnostics or cfg.early_exit:
+            model = self._model(it, base, idx_g, beta)
+            n_grad, n_fun, n_hvp = 1, 1, 1
+            if cfg.reference == "one_step":
+                f_ref = model[0]
+            extra |= {"upper_offset": model[0] - float(f_ref), "upper_slope": model[1]}
+        elif cfg.reference == "one_step":
+            f_ref, n_grad, n_fun = trial(0.0), 1, 1
         res = armijo_backtracking(trial, f_ref, it.sq_norm, start, c=cfg.p, w=cfg.w,
-                                  delta=cfg.delta, max_rounds=cfg.max_rounds)
+                                  delta=cfg.delta, max_rounds=cfg.max_rounds,
+                                  early_exit=cfg.early_exit, model=model,
+                                  on_failure=cfg.on_failure)
         if res.success:  # a failed search does not become the next start
             self.prev = res.step
+        exit_round = res.info.get("exit_round")
+        extra |= {"upper_outcome": OUTCOME_CODES[res.outcome],
+                  "upper_exit_round": math.nan if exit_round is None else exit_round}
         return _descend(it, res.step, rounds=res.rounds, failures=int(not res.success),
-                        n_grad=n_grad + res.rounds)
+                        n_grad=n_grad + res.rounds, n_fun=n_fun + res.rounds, n_hvp=n_hvp,
+                        extra=extra)
 
 
 class ExternalUpper(UpperRule):
@@ -761,11 +850,17 @@ class LowerTotals:
     rounds: int = 0
     failures: int = 0
     n_grad: int = 0
+    guard: int = 0
+    n_fun: int = 0
+    last: InnerStep | None = None
 
     def add(self, s: InnerStep) -> None:
         self.n_grad += 1 + s.n_grad  # the step's own gradient, plus the rule's
         self.rounds += s.rounds
         self.failures += s.failed
+        self.guard += s.guard
+        self.n_fun += s.n_fun
+        self.last = s
         if not s.stop:
             self.beta_sum = self.beta_sum + s.step
             self.beta_last = s.step
@@ -786,9 +881,13 @@ class Record:
     ``lower_rounds`` mean evaluations of condition (8) per lower step (0 unless
     ``"armijo"``); ``upper_failures`` (0/1), ``lower_failures`` (count over the
     :math:`T` steps): searches that ran out of budget or had nothing finite to search
-    on; ``n_hvp`` second-order products; ``n_grad`` first-order gradient evaluations
-    (lower steps, SPS second samples, the two of the hypergradient, one per BiSLS
-    trial); ``time`` cumulative wall seconds of the algorithm (metric evaluations
+    on; ``lower_guard``: lower searches skipped by the round-off guard (not failures,
+    not accepted by (8) either); ``n_hvp`` second-order products; ``n_grad``
+    first-order gradient evaluations (lower steps, SPS second samples, the two of
+    the hypergradient, one per BiSLS trial); ``n_fun`` function evaluations that
+    come without a gradient (search trials of both levels, the ``"one_step"``
+    reference, the diagnostics' :math:`\varphi(0)`; absent from records computed
+    before it existed); ``time`` cumulative wall seconds of the algorithm (metric evaluations
     excluded); ``diverged``; and the upper rule's ``record_keys``, if any. Plus
     ``initial_<metric>`` (0-d arrays: the metrics at :math:`(x^0, y^0)`) and, with
     ``keep_final``, ``x_final`` and ``y_final``.
@@ -822,8 +921,9 @@ class Record:
             "alpha": float(up.alpha), "beta": float(low.beta_sum) / T,
             "beta_last": float(low.beta_last), "upper_rounds": up.rounds,
             "lower_rounds": low.rounds / T, "upper_failures": up.failures,
-            "lower_failures": low.failures, "n_hvp": hg.n_hvp + up.n_hvp,
-            "n_grad": low.n_grad + 2 + up.n_grad, "time": elapsed, **up.extra,
+            "lower_failures": low.failures, "lower_guard": low.guard,
+            "n_hvp": hg.n_hvp + up.n_hvp, "n_grad": low.n_grad + 2 + up.n_grad,
+            "n_fun": low.n_fun + up.n_fun, "time": elapsed, **up.extra,
         }
         for key, value in facts.items():
             rec[key][k] = value
@@ -940,7 +1040,8 @@ def run_bilevel(
         y, low = _inner_loop(lower, oracles, cfg, x, y)  # y^{k+1}
         est = oracles.hypergradient(x, y)  # h_f^k at (x^k, y^{k+1})
         d, sq_norm = direction(k, est.result.h)  # d_k
-        up = upper.step(UpperInput(k, x, y, d, sq_norm, est, lower.line14_step(low.beta_last)))
+        up = upper.step(UpperInput(k, x, y, d, sq_norm, est, lower.line14_step(low.beta_last),
+                                   low.last))
         x = up.x  # x^{k+1}
         if x.is_cuda:  # time the work, not its queuing
             torch.cuda.synchronize(x.device)

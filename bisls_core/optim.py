@@ -54,7 +54,11 @@ Every ``step`` appends to the lists of ``optimizer.state["history"]``:
 group), ``lr_bound`` (:math:`\gamma_{b,k}` of the first group), ``loss``
 (:math:`f_{i_k}(x^k)`), ``grad_sq_norm`` (:math:`\|\nabla f_{i_k}(x^k)\|^2`),
 ``rounds`` (Armijo evaluations; 0 for SPS), ``success`` (whether the search
-met its condition; always true for SPS), ``n_func_evals`` and ``n_grad_evals``
+met its condition or was skipped by the round-off guard; always true for SPS),
+``outcome`` (the search's outcome, one of :data:`bisls_core.stepsizes.OUTCOMES`:
+``"accepted"`` by the condition, ``"guard"`` skipped by the round-off guard,
+``"failed"``; ``None`` for SPS),
+``n_func_evals`` and ``n_grad_evals``
 (mini-batch evaluations of the loss and of its gradient in this step), so that
 ``plt.plot(opt.state["history"]["step"])`` plots the step sizes.
 
@@ -108,7 +112,7 @@ __all__ = ["SLS", "SPS", "EXTERNAL_OPTIMIZERS", "check_optimizer_kwargs", "evalu
 
 SPS_MODES = ("max", "dec", "bounded")
 _HISTORY_KEYS = ("step", "group_steps", "lr_bound", "loss", "grad_sq_norm", "rounds",
-                 "success", "n_func_evals", "n_grad_evals")
+                 "success", "outcome", "n_func_evals", "n_grad_evals")
 
 
 def _check_samples(samples: Any) -> int:
@@ -225,7 +229,7 @@ class _AutoStep(Optimizer):
     def _record(self, **entry) -> None:
         hist = self.state["history"]
         for key in _HISTORY_KEYS:
-            hist[key].append(entry[key])
+            hist[key].append(entry.get(key))
         self.state["k"] += 1
 
 
@@ -445,7 +449,7 @@ class SLS(_AutoStep):
                 self._group_state(gi)["prev"] = step
         self._record(step=steps[0], group_steps=steps, lr_bound=bounds[0], loss=f_i,
                      grad_sq_norm=sum(sq_i), rounds=res.rounds, success=res.success,
-                     n_func_evals=n_func, n_grad_evals=n_grad)
+                     outcome=res.outcome, n_func_evals=n_func, n_grad_evals=n_grad)
         return loss
 
 

@@ -30,7 +30,9 @@ from ._validate import check_bool, check_choice, check_int, check_number, check_
 __all__ = [
     "RESET_OPTIONS",
     "SCHEDULES",
+    "ON_FAILURE",
     "OUTCOMES",
+    "OUTCOME_CODES",
     "ROUND_OFF",
     "LineSearchResult",
     "armijo_backtracking",
@@ -42,6 +44,7 @@ __all__ = [
     "check_positive",
     "dec_sps",
     "envelope_step",
+    "hopeless",
     "polyak_ratio",
     "reset",
     "schedule",
@@ -170,9 +173,19 @@ def armijo_holds(f_new, f_old, step: float, sq_norm, c: float, delta: float = 0.
 
 
 #: Outcomes of :func:`armijo_backtracking`: the condition held (``"accepted"``), the
-#: search was skipped by the round-off guard (``"guard"``), the budget ran out
-#: (``"failed"``), or there was nothing to search on (``"nonfinite"``).
+#: round-off guard decided (``"guard"``: the search was skipped, or the step it accepted
+#: asked a decrease below the resolution of :math:`f`), the budget ran out or the
+#: search stopped early (``"failed"``), or there was nothing to search on
+#: (``"nonfinite"``).
 OUTCOMES = ("accepted", "guard", "failed", "nonfinite")
+
+#: Integer codes of :data:`OUTCOMES` in per-iteration records (``upper_outcome``).
+OUTCOME_CODES: dict[str, int] = {name: i for i, name in enumerate(OUTCOMES)}
+
+#: What a failed search returns (``on_failure``): ``"floor"`` the smallest step the
+#: budget reaches, :math:`\gamma_{\text{start}} w^{\text{max\_rounds}-1}` (the behaviour of
+#: every committed result); ``"none"`` no step (0); ``"reset"`` the start step.
+ON_FAILURE = ("floor", "none", "reset")
 
 #: The round-off guard skips a search whose requested decrease at its start step is at
 #: most ``ROUND_OFF`` times the machine epsilon of :math:`f` times :math:`|f|`.
@@ -199,7 +212,11 @@ class LineSearchResult:
     outcome:
         one of :data:`OUTCOMES`.
     info:
-        further diagnostics a caller may record (empty today).
+        diagnostics a caller may record: ``exit_round``, the number of trials done
+        when the early-exit test (see :func:`armijo_backtracking`) first said the
+        search cannot succeed (``None`` if it never did; set whether or not the
+        search stopped there), ``early_exit`` (whether it stopped there) and
+        ``floor``, the smallest step the budget reaches.
     """
 
     step: float
@@ -220,6 +237,34 @@ def _epsilon(value) -> float:
     return torch.finfo(dtype).eps if dtype.is_floating_point else 0.0
 
 
+def _floor(start: float, w: float, max_rounds: int) -> float:
+    """The smallest step the budget reaches, multiplied as the search multiplies
+    (bit for bit the step a search that spends its budget ends on)."""
+    step = start
+    for _ in range(max_rounds - 1):
+        step *= w
+    return step
+
+
+def hopeless(margin0: float, slope: float | None, step: float, tol: float) -> bool:
+    r"""Whether the linear model of the trial says no step in :math:`(0, \gamma]`
+    satisfies the condition.
+
+    ``margin0`` is :math:`\varphi(0) - f_{\text{old}} - \delta` (the offset minus the
+    slack); ``slope`` is :math:`\varphi'(0) + c\|d\|^2` (``None``: unknown, the
+    test says nothing). On the model
+    :math:`\varphi(\alpha) - f_{\text{old}} + c\alpha\|d\|^2 - \delta \approx
+    \text{margin0} + \text{slope}\cdot\alpha`, the best margin over
+    :math:`(0, \gamma]` is :math:`\text{margin0} + \min(0, \text{slope}\cdot\gamma)`;
+    the search is hopeless when that is not below :math:`-\text{tol}` (the
+    resolution of :math:`f`). When :math:`\varphi` is convex along the direction the
+    model is a lower bound and the test is a proof; otherwise it is a prediction.
+    """
+    if slope is None or not (math.isfinite(margin0) and math.isfinite(slope)):
+        return False
+    return margin0 + min(0.0, slope * step) >= -tol
+
+
 def armijo_backtracking(
     trial: Callable[[float], float],
     f_old,
@@ -230,6 +275,9 @@ def armijo_backtracking(
     w: float = 0.5,
     delta: float = 0.0,
     max_rounds: int = 100,
+    early_exit: bool = False,
+    model: tuple[float, float] | None = None,
+    on_failure: str = "floor",
 ) -> LineSearchResult:
     r"""The Armijo line search with its guards (Eq. (8); Eq. (14) with ``delta``).
 
@@ -246,10 +294,24 @@ def armijo_backtracking(
        converged level whose sampled loss does not vanish; a gradient that is
        numerically zero, exactly zero included). The search is skipped: ``start``
        (it moves the point by a negligible amount), 0 rounds, outcome ``"guard"``.
-    3. **budget** -- after ``max_rounds`` failed tests the smallest tried step is
-       returned, outcome ``"failed"``, instead of looping on.
+       A step accepted *during* the search at which the decrease asked,
+       :math:`c\,\gamma\|d\|^2`, is below that same resolution is also outcome
+       ``"guard"`` (a success decided by rounding, typically at
+       :math:`\gamma \sim 10^{-14}`), not ``"accepted"``: the step and ``success``
+       are unchanged, only the label says what accepted it.
+    3. **budget** -- after ``max_rounds`` failed tests the search fails, outcome
+       ``"failed"``, and returns the step ``on_failure`` names (default: the
+       smallest tried step), instead of looping on.
     4. **non-finite trial** -- a NaN or infinite ``trial(step)`` fails the test
        (:func:`armijo_holds`), so the search backtracks out of an overflow.
+    5. **early exit** (``early_exit=True``; off by default) -- the search stops,
+       outcome ``"failed"``, when it cannot succeed: before a trial, when the linear
+       model (``model``) says no step at or below the next one satisfies the condition
+       (:func:`hopeless`); after a failed trial, when the trial value stopped changing
+       (within the resolution of :math:`f`) and is not below :math:`f_{\text{old}} +
+       \delta`. With ``on_failure="floor"`` the step is the one the full budget ends
+       on. ``info["exit_round"]`` records when the test first fired even when
+       ``early_exit`` is off: one run measures how often the prediction is wrong.
 
     Parameters
     ----------
@@ -270,6 +332,10 @@ def armijo_backtracking(
         slack of Eq. (14), ``>= 0``.
     max_rounds:
         budget of condition evaluations.
+    early_exit, model, on_failure:
+        stop a search that cannot succeed (guard 5); ``(phi0, slope)``, the trial's
+        value and slope at step 0, or ``None``; the step of a failed search
+        (:data:`ON_FAILURE`).
 
     Notes
     -----
@@ -283,21 +349,53 @@ def armijo_backtracking(
     if isinstance(max_rounds, bool) or int(max_rounds) != max_rounds or max_rounds < 1:
         raise ValueError(f"max_rounds must be an integer >= 1, got {max_rounds!r}")
     max_rounds = int(max_rounds)
-    eps = _epsilon(f_old)
-    f_old, sq_norm = float(f_old), float(sq_norm)
+    check_bool("early_exit", early_exit)
+    check_choice("on_failure", on_failure, ON_FAILURE)
+    eps, f_old, sq_norm = _epsilon(f_old), float(f_old), float(sq_norm)
     if not (math.isfinite(f_old) and math.isfinite(sq_norm)):
         return LineSearchResult(start, 0, False, math.nan, "nonfinite")
-    if c * start * sq_norm <= ROUND_OFF * eps * abs(f_old):
+    tol = ROUND_OFF * eps * abs(f_old)
+    if c * start * sq_norm <= tol:
         return LineSearchResult(start, 0, True, f_old, "guard")
+    margin0, slope = (None, None) if model is None else (
+        float(model[0]) - f_old - delta, float(model[1]) + c * sq_norm)
+    test = lambda value, step: armijo_holds(value, f_old, step, sq_norm, c, delta)  # noqa: E731
+    return _backtrack(trial, test, start, w, max_rounds, early_exit, on_failure,
+                      margin0, slope, tol, c * sq_norm, f_old + delta)
+
+
+def _backtrack(trial, test, start, w, max_rounds, early_exit, on_failure, margin0, slope,
+               tol, rate, level) -> LineSearchResult:
+    r"""The loop of :func:`armijo_backtracking` after its start guards: ``test(value,
+    step)`` is the condition, ``rate * step`` the decrease it asks, ``level``
+    :math:`f_{\text{old}} + \delta` (what a stalled trial must get below)."""
+    info: dict = {"exit_round": None, "early_exit": False}
     step = start
-    value = math.nan
-    for rounds in range(1, max_rounds + 1):
+    value = previous = math.nan
+    rounds = 0
+    while rounds < max_rounds:
+        if info["exit_round"] is None and margin0 is not None and hopeless(margin0, slope, step, tol):
+            info["exit_round"] = rounds
+            if early_exit:
+                break
         value = float(trial(step))
-        if armijo_holds(value, f_old, step, sq_norm, c, delta):
-            return LineSearchResult(step, rounds, True, value, "accepted")
+        rounds += 1
+        if test(value, step):
+            below = rate * step <= tol  # the decrease asked is below round-off
+            return LineSearchResult(step, rounds, True, value, "guard" if below else "accepted",
+                                    info)
+        if info["exit_round"] is None and abs(value - previous) <= tol and value - level >= -tol:
+            info["exit_round"] = rounds
+            if early_exit:
+                break
+        previous = value
         if rounds < max_rounds:
             step *= w
-    return LineSearchResult(step, max_rounds, False, value, "failed")
+    floor = _floor(start, w, max_rounds)
+    info["early_exit"] = rounds < max_rounds
+    info["floor"] = floor
+    chosen = {"floor": floor, "none": 0.0, "reset": start}[on_failure]
+    return LineSearchResult(chosen, rounds, False, value, "failed", info)
 
 
 # --------------------------------------------------------------------------- reset
