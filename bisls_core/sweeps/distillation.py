@@ -353,41 +353,42 @@ def judge_steadier(failed: dict, hypergrad: str, alphas,
     :math:`\\alpha_{b,0}` where no run failed)? ``failed[(hypergrad, method, alpha)]``: per-run
     final losses, NaN for a failed run. Returns ``verdict``, ``spread`` (per method) and ``why``.
 
-    The verdict (:mod:`bisls_core.sweeps.claims`) pairs the runs by seed: "better" is the
-    interval of the log-ratio ``ours / theirs`` of the final loss averaged over the
-    :math:`\\alpha_{b,0}` (a failed run counts as infinitely worse), below 0; "steadier"
-    the interval of the difference of each seed's spread (max - min over the
-    :math:`\\alpha_{b,0}`) of the log final loss, below 0. Also returns ``interval`` and
-    ``text`` (both parts)."""
+    The verdict (:mod:`bisls_core.sweeps.claims`) pairs the runs by seed: "better" at each
+    :math:`\\alpha_{b,0}` is the interval of the log-ratio ``ours / theirs`` of the final
+    loss (a failed run counts as infinitely worse), below 0; "steadier" the interval of
+    the difference of each seed's spread (max - min over the :math:`\\alpha_{b,0}`) of
+    the log final loss, below 0. Also returns ``interval`` and ``text`` (every part)."""
     import numpy as np
 
     from . import claims
 
     ours, theirs = methods
-    ratio = np.mean([claims.log_ratios(failed[(hypergrad, ours, a)], failed[(hypergrad, theirs, a)])
-                     for a in alphas], axis=0)
-    ratio = np.where(np.isnan(ratio), 0.0, ratio)  # +inf and -inf at two alpha_b0: a tie
-    logs = {m: np.log(np.array([failed[(hypergrad, m, a)] for a in alphas], dtype=float)) for m in methods}
+    logs = {m: np.log(np.array([failed[(hypergrad, m, a)] for a in alphas], dtype=float))
+            for m in methods}
     ptp = {m: np.where(np.isfinite(v).all(axis=0), np.ptp(np.nan_to_num(v), axis=0), np.inf)
            for m, v in logs.items()}
     steady = ptp[ours] - ptp[theirs]
-    steady = np.where(np.isnan(steady), 0.0, steady)
-    judged = claims.judge({
-        "better": claims.part(ratio, f"log final loss {ours} / {theirs}, mean over alpha_b0"),
-        "steadier": claims.part(steady, f"spread over alpha_b0 of log final loss, {ours} - {theirs}")})
+    steady = np.where(np.isnan(steady), 0.0, steady)  # both fail: a tie
+    parts = {f"better at alpha_b0 = {a:g}": claims.part(
+        claims.log_ratios(failed[(hypergrad, ours, a)], failed[(hypergrad, theirs, a)]),
+        f"log final loss {ours} / {theirs}") for a in alphas}
+    parts["steadier"] = claims.part(steady, f"spread over alpha_b0 of log final loss, {ours} - {theirs}")
+    judged = claims.judge(parts)
     vs = {a: compare(failed[(hypergrad, ours, a)], failed[(hypergrad, theirs, a)]) for a in alphas}
     worse, better = [a for a, c in vs.items() if c > 0], [a for a, c in vs.items() if c < 0]
-    n_div = {m: sum(int(np.sum(~np.isfinite(failed[(hypergrad, m, a)]))) for a in alphas)
-             for m in methods}
     stable = [a for a in alphas
               if all(np.isfinite(failed[(hypergrad, m, a)]).all() for m in methods)]
     spread = {m: np.ptp([np.mean(failed[(hypergrad, m, a)]) for a in stable]) if stable else np.nan
               for m in methods}
-    steadier = bool(n_div[ours] < n_div[theirs] or (
-        n_div[ours] == n_div[theirs] and spread[ours] < spread[theirs]))
     verdict, why = judged["verdict"], judged["why"]
-    if verdict != "held" and n_div[ours] == n_div[theirs] > 0:
-        why += f"; both methods fail in {n_div[ours]} runs over the alpha_b0, so neither is steadier"
+    if verdict != "held" and judged["interval"] is not None:
+        held_any = any(v == "held" for name, (v, _) in parts.items() if name != "steadier")
+        reasons = [w for w, bad in (
+            (f"{ours} is worse at alpha_b0 = {worse}", bool(worse)),
+            (f"{ours} is not better at any alpha_b0 (its Polyak step stays above the bound)",
+             not held_any and not better),
+            (f"{ours} varies as much across alpha_b0", parts["steadier"][0] != "held")) if bad]
+        why = "; ".join([why, *reasons])
     return {"verdict": verdict, "spread": spread, "why": why,
             "interval": judged["interval"], "text": judged["text"]}
 
