@@ -41,7 +41,7 @@
 # :class: note
 # Hyper-representation at the page's own `cpu` sizes (`bisls_core.sweeps.condition14`):
 # 300 training, 150 validation and 300 test digits, batches of 32, $T = 3$, 3 CG steps,
-# $K = 30$, metrics every 10 iterations, $w = 0.5$ with 50 rounds (15 decades), 5 seeds;
+# $K = 20$, metrics every 10 iterations, $w = 0.5$ with 50 rounds (15 decades), 5 seeds;
 # BiSLS's book settings ($\alpha_{b,0} = 10$, $\beta_{b,0} = 100$, $p = 0.5$, option 1
 # downstairs). The grid: 3 readings × $\delta \in \{0, 10^{-6}, 10^{-3}\}$ ×
 # BiSLS-SGD/Adam × upper reset option 1 or 3 ($\eta = 2$), with the early exit on
@@ -71,8 +71,10 @@ opts = sweeps.start(scale, device, n_runs, seed, recompute)
 sz = C.sizes(scale, K=K, n_runs=n_runs, n_compare=n_compare)
 sz["data_root"] = data.mnist_root(data_root)  # None: the shipped subset (cache keys unchanged)
 print(data.mnist_in_use(sz["data_root"]))
-grid, compare = C.run(sz, **opts)
 {k: v for k, v in sz.items() if k != "data_root"}
+
+# %%
+grid, compare = C.run(sz, **opts)
 
 # %% [markdown]
 # ## Outcomes, cost and result of every configuration

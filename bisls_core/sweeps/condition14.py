@@ -28,14 +28,14 @@ RESETS = {"option 1": dict(reset_upper="reset"), "option 3": dict(reset_upper="g
 
 #: Sizes of the page. ``cpu`` keeps the whole page within about 20 CPU-minutes on one
 #: core: 300 training / 150 validation / 300 test digits, batches of 32, T = 3 lower
-#: steps, 3 CG steps, K = 30 outer iterations, metrics every 10, w = 0.5 with a budget
+#: steps, 3 CG steps, K = 20 outer iterations, metrics every 10, w = 0.5 with a budget
 #: of 50 rounds (15 decades), 5 seeds for the grid and 3 for the early-exit comparison
 #: (``n_compare``). ``smoke`` checks the plumbing in seconds. ``paper`` runs the grid
 #: at the sizes of the paper preset of :mod:`bisls_core.sweeps.hyperrep`.
 PRESETS: dict[str, dict] = {
     "smoke": dict(n_train=100, n_val=64, n_test=100, batch=32, T=2, cg=2, K=3, eval_every=3,
                   w=0.5, max_rounds=20, n_runs=1, n_compare=1, deltas=(0.0, 1e-3)),
-    "cpu": dict(n_train=300, n_val=150, n_test=300, batch=32, T=3, cg=3, K=30, eval_every=10,
+    "cpu": dict(n_train=300, n_val=150, n_test=300, batch=32, T=3, cg=3, K=20, eval_every=10,
                 w=0.5, max_rounds=50, n_runs=5, n_compare=3, deltas=(0.0, 1e-6, 1e-3)),
     "paper": {**{k: v for k, v in H.PRESETS["paper"].items()
                  if k in ("n_train", "n_val", "n_test", "batch", "T", "cg", "K", "eval_every",
