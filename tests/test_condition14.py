@@ -241,3 +241,33 @@ def test_new_fields_are_checked():
         B.BilevelConfig(early_exit=1)
     with pytest.raises((TypeError, ValueError), match="diagnostics"):
         B.BilevelConfig(diagnostics="yes")
+
+
+# --------------------------------------------------------------------------- the page's helpers
+def test_page_helpers_count_outcomes_predictions_and_decades():
+    from bisls_core.sweeps import condition14 as C
+
+    rec = {"upper_outcome": np.array([[0, 1, 2, 2], [0, 0, 2, np.nan]]),
+           "upper_exit_round": np.array([[np.nan, 3, 0, 5], [2, np.nan, 1, np.nan]]),
+           "upper_slope": np.array([[-1.0, 0.5, 2.0, np.nan]]),
+           "upper_asked": np.array([[-0.5, -0.5, -0.5, -0.5]])}
+    shares = C.outcome_shares(rec)
+    assert shares == pytest.approx({"accepted": 3 / 7, "guard": 1 / 7, "failed": 3 / 7})
+    err = C.prediction_errors(rec)  # fired on 5 of 8: outcomes 1, 2, 2 | 0, 2
+    assert err == pytest.approx({"fired": 5 / 8, "wrong": 1 / 5, "guard": 1 / 5, "failed": 3 / 5})
+    assert np.array_equal(C.slope_ratios(rec), [2.0, -1.0, -4.0])
+    assert C.decades(20, 0.5) == pytest.approx(20 * 0.30103, rel=1e-5)
+    assert C.decades(89, 0.9) == pytest.approx(4.07, abs=0.01)
+
+
+def test_page_sizes_follow_n_runs_and_check_each_other():
+    from bisls_core.sweeps import condition14 as C
+
+    assert C.sizes("cpu", n_runs=2)["n_compare"] == 2
+    with pytest.raises(ValueError, match="n_compare"):
+        C.sizes("cpu", n_runs=2, n_compare=3)
+    with pytest.raises(ValueError, match="K"):
+        C.sizes("cpu", K=1)
+    labels = list(C.configs(C.sizes("smoke")))
+    assert len(labels) == 2 * 3 * 2 * 2 and len(set(labels)) == len(labels)
+    assert all(c["early_exit"] and c["diagnostics"] for c in C.configs(C.sizes("smoke")).values())
