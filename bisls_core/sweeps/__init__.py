@@ -7,6 +7,8 @@ plotting style; nothing in the core imports them).
 * :mod:`~bisls_core.sweeps.hyperrep` -- Figures 3, 7, 8, 11-15 and 18 (hyper-representation);
 * :mod:`~bisls_core.sweeps.distillation` -- Figures 6, 9, 16 and 19 (data distillation);
 * :mod:`~bisls_core.sweeps.parameter_free` -- the page beyond the paper (oracle budgets).
+* :mod:`~bisls_core.sweeps.condition14` -- the page on condition (14) (readings, outcomes,
+  slopes and the early exit of BiSLS's upper search).
 
 Every notebook starts with :func:`start` (the five parameters it shares with every
 other page) and then takes its sizes from one ``sizes`` function of these modules,
