@@ -165,7 +165,9 @@ print(experiments.record_claim(
          f"tuned Adam {show['Adam']}, tuned SGD {show['SGD']}; "
          f"alpha_b0 is {decades:.1f} decades above tuned Adam's alpha; per seed: {beats['text']}",
     why="" if verdict == "held" else f"{beats['why']}; BiSLS-Adam's upper search failed in {fail:.0%} of the "
-    "iterations (delta = 0), where it takes a negligible step"))
+    "iterations (delta = 0), where it takes a negligible step; the trial's slope is shallower than "
+    "(14) asks in almost every search, so a search passes only where the trial's own lower step "
+    "happens to lower f (search_condition14)"))
 
 # %% [markdown]
 # Panels (b)-(c): how far apart the starting points end, and whether the early steps are

@@ -156,7 +156,8 @@ print(experiments.record_claim(
     ours="; ".join(f"{d}: both/upper/lower/neither " + " / ".join(show[f"{d}: {a}"] for a in ABLATIONS)
                    for d in DIRS) + f"; per seed: {ess['text']}",
     why="" if ess["verdict"] == "held" else f"{ess['why']}: failed upper searches (delta = 0: {fail:.0%} of the BiSLS "
-    "iterations) leave the upper level behind a tuned fixed step"))
+    "iterations) leave the upper level behind a tuned fixed step; the trial's slope is shallower "
+    "than (14) asks in almost every search (search_condition14)"))
 
 # %%
 acc = {lab: experiments.final_values(rec, "test_acc") for lab, rec in g_abl.items()}

@@ -50,7 +50,7 @@ FAMILY = {
     **{nb: "Hyper-representation" for nb in (
         "fig03_sgd_instability", "fig07_bisls_vs_tuned", "fig08_ablations", "fig11_reset_options",
         "fig12_eta_sweep", "fig13_search_cost", "fig14_delta_reset1", "fig15_delta_reset3",
-        "fig18_bisps_one_vs_two_samples")},
+        "fig18_bisps_one_vs_two_samples", "search_condition14")},
     **{nb: "Data distillation" for nb in (
         "fig06_bisps_vs_decaying", "fig09_distillation", "fig16_bisps_vs_bisls_T50",
         "fig19_bisps_one_vs_two_samples")},

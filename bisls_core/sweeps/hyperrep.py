@@ -257,7 +257,9 @@ def delta_report(grid, sz: dict, methods, deltas, *, notebook: str, scale: str,
                           for m in methods})
     lines.append(experiments.record_claim(
         notebook, f"{notebook[:5]}-delta-safeguard", scale=scale,
-        verdict=guard["verdict"], interval=guard["interval"], why=guard["why"],
+        verdict=guard["verdict"], interval=guard["interval"],
+        why=(guard["why"] + "; " if guard["why"] else "") + "with the printed trial the offset "
+        "f(x^k, y_hat(x^k)) - f(x^k, y^{k+1}) is typically larger than delta <= 1e-3 (search_condition14)",
         claim="delta > 0 is a safeguard that ensures an upper step size can be found",
         paper="qualitative (Section 2)",
         ours="; ".join(f"{m}: failed searches " + ", ".join(f"{fail[lab]:.0%}" for lab in labels[m])
