@@ -152,12 +152,15 @@ paper_parts = {k: claims.part(v, "share of failed upper searches", claim="below"
                for k, v in per_run.items() if k.endswith(", paper")}
 res = claims.judge(paper_parts)
 others = "; ".join(f"{k}: {np.mean(v):.0%}" for k, v in per_run.items() if not k.endswith(", paper"))
+shares = {k: C.outcome_shares(grid[lab]) for k, lab in zero.items()}
+split = "; ".join(f"{k}: {s['accepted']:.0%} / {s['guard']:.0%}" for k, s in shares.items())
 print(experiments.record_claim(
     "search_condition14", "cond14-delta0-search", scale=scale, verdict=res["verdict"],
     interval=res["interval"], why=res["why"],
     claim="with delta = 0 the upper search finds a step satisfying (14)",
     paper="qualitative (Section 2: 'simply setting delta = 0 works well'; Algorithm 2)",
-    ours=f"paper reading, per seed: {res['text']}; other readings (mean share failed): {others}"))
+    ours=f"paper reading, per seed: {res['text']}; other readings (mean share failed): {others}; "
+         f"searches accepted by (14) / by the round-off guard: {split}"))
 
 # %% [markdown]
 # ## What this means for the claims it bears on
