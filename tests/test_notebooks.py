@@ -72,3 +72,13 @@ def test_scorecard_page_is_up_to_date():
         "book/scorecard.md is stale: run python scripts/scorecard.py"
     assert (ROOT / "book" / "scales.md").read_text() == mod.render_scales(mod.collect_runs()), \
         "book/scales.md is stale: run python scripts/scorecard.py"
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+def test_committed_outputs_carry_no_stderr(src):
+    """A warning printed into a committed notebook names this machine's paths, and
+    nbval on another checkout then fails on it: the pages run without warnings."""
+    nb = json.loads(src.with_suffix(".ipynb").read_text())
+    noisy = [i for i, c in enumerate(nb["cells"]) for o in c.get("outputs", [])
+             if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+    assert not noisy, f"cells with stderr output: {noisy}"

@@ -367,8 +367,8 @@ def judge_steadier(failed: dict, hypergrad: str, alphas,
             for m in methods}
     ptp = {m: np.where(np.isfinite(v).all(axis=0), np.ptp(np.nan_to_num(v), axis=0), np.inf)
            for m, v in logs.items()}
-    steady = ptp[ours] - ptp[theirs]
-    steady = np.where(np.isnan(steady), 0.0, steady)  # both fail: a tie
+    tie = np.isinf(ptp[ours]) & np.isinf(ptp[theirs])  # both fail: a tie
+    steady = np.subtract(ptp[ours], ptp[theirs], out=np.zeros_like(ptp[ours]), where=~tie)
     parts = {f"better at alpha_b0 = {a:g}": claims.part(
         claims.log_ratios(failed[(hypergrad, ours, a)], failed[(hypergrad, theirs, a)]),
         f"log final loss {ours} / {theirs}") for a in alphas}
