@@ -49,6 +49,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +64,12 @@ from .stepsizes import check_choice
 __all__ = [
     "SCALES",
     "DEVICES",
+    "ExecutorSpec",
     "Grid",
     "SubmititExecutor",
     "executor_from_env",
     "make_executor",
+    "parse_executor_spec",
     "cache_key",
     "check_params",
     "repo_root",
@@ -409,6 +412,50 @@ def _spec_number(value: str) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """A ``BISLS_EXECUTOR`` value read and checked (:func:`parse_executor_spec`), before
+    anything is built: ``kind`` in ``"local"``, ``"process"``, ``"dask"``, ``"slurm"``;
+    ``workers`` (a process pool or a local Dask cluster); ``address`` (a running Dask
+    scheduler); ``params`` (Slurm: ``folder`` and the other ``submitit`` parameters)."""
+
+    kind: str
+    workers: int | None = None
+    address: str | None = None
+    params: Mapping[str, Any] | None = None
+
+
+def parse_executor_spec(spec: str) -> ExecutorSpec:
+    """Read and check a ``BISLS_EXECUTOR`` value (the forms of :func:`make_executor`)
+    without importing or contacting anything."""
+    if not isinstance(spec, str):
+        raise TypeError(f"spec must be a string, got {spec!r}")
+    kind, _, rest = spec.strip().partition(":")
+    check_choice("executor kind", kind or "local", ("local", "process", "dask", "slurm"))
+    if kind in ("", "local"):
+        if rest:
+            raise ValueError(f"executor 'local' takes no argument, got {spec!r}")
+        return ExecutorSpec("local")
+    if kind == "process":
+        return ExecutorSpec("process", workers=_check_int("process workers", _spec_number(rest), 1)
+                            if rest else os.cpu_count())
+    if kind == "dask":
+        if rest in ("", "local") or rest.startswith("local:"):
+            n_text = rest.partition(":")[2]
+            return ExecutorSpec("dask", workers=_check_int("dask workers", _spec_number(n_text), 1)
+                                if n_text else os.cpu_count())
+        return ExecutorSpec("dask", address=rest)
+    params: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"executor 'slurm' takes KEY=VALUE pairs, got {item!r} in {spec!r}")
+        params[key.strip()] = _spec_number(value.strip())
+    if "folder" not in params:
+        raise ValueError(f"executor 'slurm' needs folder=PATH (submitit's logs), got {spec!r}")
+    return ExecutorSpec("slurm", params=params)
+
+
 def make_executor(spec: str) -> Executor | None:
     """An executor from a short text ``spec`` (the value of ``BISLS_EXECUTOR``).
 
@@ -431,49 +478,33 @@ def make_executor(spec: str) -> Executor | None:
 
     ``distributed`` and ``submitit`` are optional (``pip install .[cluster]``).
     """
-    if not isinstance(spec, str):
-        raise TypeError(f"spec must be a string, got {spec!r}")
-    kind, _, rest = spec.strip().partition(":")
-    kinds = ("local", "process", "dask", "slurm")
-    check_choice("executor kind", kind or "local", kinds)
-    if kind in ("", "local"):
-        if rest:
-            raise ValueError(f"executor 'local' takes no argument, got {spec!r}")
+    parsed = parse_executor_spec(spec)
+    if parsed.kind == "local":
         return None
-    if kind == "process":
+    if parsed.kind == "process":
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        n = _check_int("process workers", _spec_number(rest), 1) if rest else os.cpu_count()
-        return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
+        return ProcessPoolExecutor(parsed.workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_one_thread, initargs=(os.getpid(),))
-    if kind == "dask":
+    if parsed.kind == "dask":
         try:
             from distributed import Client, LocalCluster
         except ImportError as err:
             raise ImportError("executor 'dask' needs the package 'distributed' "
                               "(pip install .[cluster])") from err
-        if rest in ("", "local") or rest.startswith("local:"):
-            n_text = rest.partition(":")[2]
-            n = _check_int("dask workers", _spec_number(n_text), 1) if n_text else os.cpu_count()
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, host="127.0.0.1")
-            return Client(cluster).get_executor()
-        return Client(rest).get_executor()
+        if parsed.address is not None:
+            return Client(parsed.address).get_executor()
+        cluster = LocalCluster(n_workers=parsed.workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, host="127.0.0.1")
+        return Client(cluster).get_executor()
     try:
         import submitit
     except ImportError as err:
         raise ImportError("executor 'slurm' needs the package 'submitit' "
                           "(pip install .[cluster])") from err
-    params: dict[str, Any] = {}
-    for item in filter(None, rest.split(",")):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ValueError(f"executor 'slurm' takes KEY=VALUE pairs, got {item!r} in {spec!r}")
-        params[key.strip()] = _spec_number(value.strip())
-    folder = params.pop("folder", None)
-    if folder is None:
-        raise ValueError(f"executor 'slurm' needs folder=PATH (submitit's logs), got {spec!r}")
+    params = dict(parsed.params)
+    folder = params.pop("folder")
     if "partition" in params:
         params["slurm_partition"] = params.pop("partition")
     auto = submitit.AutoExecutor(folder=str(folder))

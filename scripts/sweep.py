@@ -221,41 +221,29 @@ def executor_spec(args: argparse.Namespace) -> str:
 
 
 def describe_spec(spec: str) -> str:
-    """Check a ``BISLS_EXECUTOR`` value the way
-    :func:`bisls_core.experiments.make_executor` reads it, without building the
-    executor (no Dask, no submitit, no connection), and say in words what it runs on."""
-    kind, _, rest = spec.strip().partition(":")
-    kind = kind or "local"
-    if kind not in EXECUTORS:
-        raise SweepError(f"unknown executor kind {kind!r} in {spec!r}; valid kinds are: "
-                         f"{', '.join(EXECUTORS)}")
+    """Check a ``BISLS_EXECUTOR`` value with
+    :func:`bisls_core.experiments.parse_executor_spec` (what ``make_executor`` reads),
+    without building the executor (no Dask, no submitit, no connection), and say in
+    words what it runs on."""
+    from bisls_core.experiments import parse_executor_spec
 
-    def count(text: str, what: str) -> int:
-        if not text.isdigit() or int(text) < 1:
-            raise SweepError(f"{what} must be a whole number of at least 1, "
-                             f"got {text!r} in {spec!r}")
-        return int(text)
-
-    if kind == "local":
-        if rest:
-            raise SweepError(f"executor 'local' takes no argument, got {spec!r}")
+    try:
+        parsed = parse_executor_spec(spec)
+    except (TypeError, ValueError) as err:
+        raise SweepError(f"BISLS_EXECUTOR={spec!r}: {err}") from err
+    n = parsed.workers
+    if parsed.kind == "local":
         return "in this process, one run after the other"
-    if kind == "process":
-        n = count(rest, "process workers") if rest else os.cpu_count()
+    if parsed.kind == "process":
         return f"{n} local worker process{'es' if n != 1 else ''}"
-    if kind == "dask":
-        if rest in ("", "local") or rest.startswith("local:"):
-            n_text = rest.partition(":")[2]
-            n = count(n_text, "dask workers") if n_text else os.cpu_count()
+    if parsed.kind == "dask":
+        if parsed.address is None:
             return (f"a local Dask cluster of {n} worker process{'es' if n != 1 else ''} "
                     "(needs 'distributed')")
-        return f"the Dask scheduler at {rest} (needs 'distributed'; not contacted by --dry-run)"
-    pairs = dict(p.partition("=")[::2] for p in rest.split(",") if p)
-    bad = [p for p in rest.split(",") if p and "=" not in p]
-    if bad or "folder" not in pairs:
-        raise SweepError(f"executor 'slurm' takes folder=PATH[,KEY=VALUE...], got {spec!r}")
-    extra = ", ".join(f"{k}={v}" for k, v in pairs.items() if k != "folder")
-    return (f"one Slurm job per run through submitit, logs in {pairs['folder']}"
+        return (f"the Dask scheduler at {parsed.address} (needs 'distributed'; not contacted "
+                "by --dry-run)")
+    extra = ", ".join(f"{k}={v}" for k, v in parsed.params.items() if k != "folder")
+    return (f"one Slurm job per run through submitit, logs in {parsed.params['folder']}"
             + (f" ({extra})" if extra else "")
             + " (needs 'submitit'; nothing submitted by --dry-run)")
 
