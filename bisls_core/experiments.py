@@ -161,6 +161,12 @@ def _use_scale(scale: str) -> None:
 
 
 # --------------------------------------------------------------------------- parameters
+#: The tuning runs of a page (the learning-rate grids of the tuned baselines) use the
+#: seeds ``seed + TUNING_SEED_OFFSET, ...``; the evaluation runs use ``seed, seed + 1,
+#: ..., seed + n_runs - 1``. So a tuned baseline is never judged on the run that chose it.
+TUNING_SEED_OFFSET: int = 1000
+
+
 def check_params(scale: str, device: str, n_runs: int | None, seed: int, recompute: bool) -> None:
     """Validate the parameters every notebook has; one clear error naming the parameter."""
     if not isinstance(scale, str):
@@ -169,6 +175,9 @@ def check_params(scale: str, device: str, n_runs: int | None, seed: int, recompu
     resolve_device(device)
     if n_runs is not None:
         _check_int("n_runs", n_runs, 1)
+        if n_runs > TUNING_SEED_OFFSET:
+            raise ValueError(f"n_runs must be at most {TUNING_SEED_OFFSET} (the tuning runs use "
+                             f"the seeds from seed + {TUNING_SEED_OFFSET}), got {n_runs}")
     _check_int("seed", seed, 0)
     if not isinstance(recompute, bool):
         raise TypeError(f"recompute must be True or False, got {recompute!r}")
@@ -559,6 +568,19 @@ def _cached_runs(fn, configs, *, name, scale, n_runs, seed, recompute):
     return todo, found
 
 
+def _log_use(fn, configs, *, name, scale, n_runs, seed) -> None:
+    """Append the path of every entry this grid reads or writes to the file that
+    ``$BISLS_CACHE_LOG`` names (when set): ``scripts/prune_cache.py`` removes the
+    entries that no page uses after a run of every notebook with the log on."""
+    log = os.environ.get("BISLS_CACHE_LOG", "").strip()
+    if not log:
+        return
+    paths = [str(_entry_path(scale, name, cache_key(fn, dict(config), seed + r)).resolve())
+             for config in configs.values() for r in range(n_runs)]
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write("".join(f"{path}\n" for path in paths))
+
+
 def _run_missing(fn, configs, todo, *, name, scale, seed, device, recompute, progress, executor):
     """Compute the runs ``todo`` of :func:`run_grid` (on ``executor``, or in-process when
     ``None``) and write each entry as soon as its run completes; returns ``(found, metas)``,
@@ -657,6 +679,7 @@ def run_grid(
     _use_scale(scale)
     todo, found = _cached_runs(fn, configs, name=name, scale=scale, n_runs=n_runs, seed=seed,
                                recompute=recompute)
+    _log_use(fn, configs, name=name, scale=scale, n_runs=n_runs, seed=seed)
     metas: dict[tuple[str, int], dict] = {}
     if todo:
         computed, metas = _run_missing(fn, configs, todo, name=name, scale=scale, seed=seed,

@@ -65,7 +65,7 @@ PRESETS = {
     "smoke": {"K": 4, "eval_every": 2, "K_distill": 10, "T_distill": 3, "eval_distill": 5,
               "n_real": 200, "n_runs": 1},
     "cpu": {"K": 40, "eval_every": 2, "K_distill": 200, "T_distill": 20, "eval_distill": 10,
-            "n_real": 5000, "n_runs": 2},
+            "n_real": 5000, "n_runs": 5},
     "paper": {"K": 1000, "eval_every": 10, "K_distill": 3000, "T_distill": 20, "eval_distill": 50,
               "n_real": 60000, "n_runs": 5},
 }

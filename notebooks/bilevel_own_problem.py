@@ -103,7 +103,7 @@ from bisls_core.problems import BilevelProblem, ridge
 sweeps.start(scale, device, n_runs, seed, recompute)  # checks them; one torch thread
 PRESETS = {
     "smoke": {"K": 15, "T": 3, "batch": 50, "n_train": 300, "n_val": 300, "n_runs": 1},
-    "cpu": {"K": 200, "T": 5, "batch": 100, "n_train": 1000, "n_val": 1000, "n_runs": 2},
+    "cpu": {"K": 200, "T": 5, "batch": 100, "n_train": 1000, "n_val": 1000, "n_runs": 5},
     "paper": {"K": 1000, "T": 10, "batch": 100, "n_train": 5000, "n_val": 5000, "n_runs": 5},
 }
 sz = experiments.scaled(scale, PRESETS, K=K, T=T, batch=batch, n_train=n_train, n_val=n_val,

@@ -49,7 +49,7 @@ from bisls_core.sweeps import claims, single_level
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
 PRESETS = {
     "smoke": {"K": 100, "n_runs": 1},
-    "cpu": {"K": 1000, "n_runs": 2},
+    "cpu": {"K": 1000, "n_runs": 5},
     "paper": {"K": 5000, "n_runs": 5},
 }
 sizes = single_level.sizes(scale, PRESETS, K=K, n_runs=n_runs)

@@ -67,7 +67,7 @@ from bisls_core.sweeps import claims, theory
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
 PRESETS = {
     "smoke": {"K": 40, "T": 3, "n_runs": 2},
-    "cpu": {"K": 1500, "T": 10, "n_runs": 3},
+    "cpu": {"K": 1500, "T": 10, "n_runs": 5},
     "paper": {"K": 10000, "T": 10, "n_runs": 5},
 }
 sizes = theory.sizes(scale, PRESETS, K=K, T=T, n_runs=n_runs)

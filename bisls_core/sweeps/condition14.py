@@ -36,7 +36,7 @@ PRESETS: dict[str, dict] = {
     "smoke": dict(n_train=100, n_val=64, n_test=100, batch=32, T=2, cg=2, K=3, eval_every=3,
                   w=0.5, max_rounds=20, n_runs=1, n_compare=1, deltas=(0.0, 1e-3)),
     "cpu": dict(n_train=300, n_val=150, n_test=300, batch=32, T=3, cg=3, K=20, eval_every=10,
-                w=0.5, max_rounds=50, n_runs=5, n_compare=3, deltas=(0.0, 1e-6, 1e-3)),
+                w=0.5, max_rounds=50, n_runs=5, n_compare=5, deltas=(0.0, 1e-6, 1e-3)),
     "paper": {**{k: v for k, v in H.PRESETS["paper"].items()
                  if k in ("n_train", "n_val", "n_test", "batch", "T", "cg", "K", "eval_every",
                           "w", "max_rounds")},

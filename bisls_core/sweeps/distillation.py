@@ -34,9 +34,10 @@ __all__ = [
 #: guesses elsewhere: every shipped training digit (8,000) and test digit (2,000), the
 #: tuning grids (half-decade steps around the best values we found; the paper gives none
 #: for this problem), :math:`\alpha_{b,0} \in \{10, 100, 1000\}` in Figures 6 and 16a
-#: (not legible in the text), :math:`N = 20`. ``cpu`` keeps each notebook to about 3
-#: minutes on one core: K = 400, 5,000/1,000 digits, 2 runs (the tuning runs once per
-#: step; the winner's first run is its tuning run). ``smoke`` only checks the plumbing.
+#: (not legible in the text), :math:`N = 20`. ``cpu`` fits the whole cache in a few
+#: hours of two cores: K = 1000, 5,000/1,000 digits, 5 runs (the tuning runs once per
+#: step on seeds that no evaluation run uses,
+#: :data:`bisls_core.experiments.TUNING_SEED_OFFSET`). ``smoke`` only checks the plumbing.
 PRESETS: dict[str, dict] = {
     "smoke": dict(
         n_real=200, n_val=100, K=5, T=2, T_long=3, eval_every=1, neumann_steps=2,
@@ -45,8 +46,8 @@ PRESETS: dict[str, dict] = {
         bisps_alphas=(10.0, 100.0), sample_alphas=(10.0, 50.0, 100.0),
     ),
     "cpu": dict(
-        n_real=5000, n_val=1000, K=400, T=20, T_long=50, eval_every=10, neumann_steps=20,
-        w=0.9, max_rounds=200, n_runs=2, tune_runs=1,
+        n_real=5000, n_val=1000, K=1000, T=20, T_long=50, eval_every=10, neumann_steps=20,
+        w=0.9, max_rounds=200, n_runs=5, tune_runs=1,
         alpha_grid_sgd=(1.0, 3.0, 10.0, 30.0, 100.0),
         alpha_grid_adam=(0.001, 0.003, 0.01, 0.03, 0.1),
         bisps_alphas=(10.0, 100.0, 1000.0), sample_alphas=(10.0, 50.0, 100.0),
@@ -81,7 +82,7 @@ PRESETS: dict[str, dict] = {
 #: * condition (14) as printed (``reference="paper"``), :math:`\delta = 0`, :math:`p = 0.5`
 #:   (Section 4).
 BISLS_BASE: dict = dict(alpha=100.0, beta=10.0, reset_upper="keep", reset_lower="reset",
-                        delta=0.0, p=0.5, reference="paper")
+                        delta=0.0, p=0.5, reference="paper", early_exit=True)
 
 #: The fixed-step methods (their lower step is :data:`LOWER_STEP` unless given).
 _FIXED_LOWER = ("SGD", "Adam", "decaying-step SGD", "BiSPS")
@@ -197,11 +198,12 @@ def tune(sz: dict, method: str, *, hypergrad: str = "identity", scale: str, seed
     winner has the lowest mean :func:`tail_values` of the validation loss (a diverged
     run counts as the worst). Returns ``(label, config, grid)``."""
     from ..bilevel import run_config
-    from ..experiments import best_label, run_grid
+    from ..experiments import TUNING_SEED_OFFSET, best_label, run_grid
 
     configs = tuning_configs(sz, method, hypergrad=hypergrad, **fields)
     grid = run_grid(run_config, configs, name="distillation", scale=scale,
-                    n_runs=sz["tune_runs"], seed=seed, device=device, recompute=recompute)
+                    n_runs=sz["tune_runs"], seed=seed + TUNING_SEED_OFFSET, device=device,
+                    recompute=recompute)
     label = best_label(grid, "val_loss", per_run=tail_values)
     return label, configs[label], grid
 

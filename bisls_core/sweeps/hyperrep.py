@@ -48,9 +48,10 @@ __all__ = [
 #: over 3 decades, :math:`\delta` one value per decade from 1e-6 to 1e-1,
 #: :math:`\eta \in \{1, 2, 5, 10\}`, :math:`\alpha_{b,0} \in \{0.01, 0.1, 1\}` in Figure 18
 #: (the paper names 0.1), the pair tuned on one run of the full horizon.
-#: ``cpu`` keeps each notebook to a few minutes on one core: a smaller problem,
-#: K = 50, w = 0.5 (a step halves each round: fewer rounds per decade), 2 runs (1 for the
-#: sweeps), and reduced grids (every other value of the paper's tuning grids;
+#: ``cpu`` keeps the whole cache within a few hours of two cores: a smaller problem,
+#: K = 150, w = 0.5 (a step halves each round: fewer rounds per decade), 5 runs (the
+#: paper's count, sweeps included; tuning on one run per pair, on seeds that no
+#: evaluation run uses, :data:`bisls_core.experiments.TUNING_SEED_OFFSET`), and reduced grids (every other value of the paper's tuning grids;
 #: 3 starting points and 3 deltas). The budget of 50 rounds at w = 0.5 (15 decades) is
 #: deeper than the paper preset's 200 at w = 0.9 (9 decades), so a failed search costs
 #: 50 rounds. ``smoke`` only checks the plumbing.
@@ -63,8 +64,8 @@ PRESETS: dict[str, dict] = {
         deltas=(1e-3,), bisps_alphas=(0.1,),
     ),
     "cpu": dict(
-        n_train=1000, n_val=500, n_test=1000, batch=128, T=5, cg=5, K=50, eval_every=5,
-        w=0.5, max_rounds=50, n_runs=2, n_sweep=1, tune_runs=1,
+        n_train=1000, n_val=500, n_test=1000, batch=128, T=5, cg=5, K=150, eval_every=5,
+        w=0.5, max_rounds=50, n_runs=5, n_sweep=5, tune_runs=1,
         beta_grid=(10.0, 1.0, 0.1, 0.01), alpha_grid_sgd=(0.001, 0.005, 0.05),
         alpha_grid_adam=(1e-5, 1e-4, 1e-3),
         alpha_starts=(1.0, 10.0, 1000.0), beta_starts=(1.0, 100.0, 1000.0),
@@ -86,9 +87,11 @@ PRESETS: dict[str, dict] = {
 #: :math:`\alpha_{b,0} = 10` (Figure 7: 5 decades above the tuned Adam step; Figure 8d),
 #: :math:`\beta_{b,0} = 100` (Figures 8c, 11-15), option 3 with :math:`\eta = 2` upstairs
 #: (the paper's recommendation, Appendix A.2), option 1 downstairs (Figures 11-15),
-#: :math:`\delta = 0` (Section 4), :math:`p = 0.5`.
+#: :math:`\delta = 0` (Section 4), :math:`p = 0.5`; a search stops as soon as it cannot
+#: succeed (``early_exit``; with the printed condition (14) it accepts the same steps,
+#: see the condition (14) page).
 BISLS_BASE: dict = dict(alpha=10.0, beta=100.0, reset_upper="grow", eta=2.0,
-                        reset_lower="reset", delta=0.0, p=0.5)
+                        reset_lower="reset", delta=0.0, p=0.5, early_exit=True)
 
 
 def sizes(scale: str, **overrides) -> dict:
@@ -159,7 +162,7 @@ def bisls(sz: dict, method: str = "BiSLS-Adam", **fields) -> dict:
 def tuning_configs(sz: dict, method: str) -> dict[str, dict]:
     """The tuning grid of Section 4 for the fixed-step ``"SGD"`` or ``"Adam"``:
     label ``"<method> α=<a> β=<b>"`` -> :func:`config` (the same configuration as
-    the final runs, so the tuning run is the first run of the winner)."""
+    the final runs, which run on other seeds)."""
     alphas = {"SGD": sz["alpha_grid_sgd"], "Adam": sz["alpha_grid_adam"]}
     if method not in alphas:
         raise ValueError(f"method must be 'SGD' or 'Adam', got {method!r}")
@@ -170,17 +173,19 @@ def tuning_configs(sz: dict, method: str) -> dict[str, dict]:
 def tune(sz: dict, method: str, *, scale: str, seed: int = 0, device: str = "auto",
          recompute: bool = False):
     """Tune ``"SGD"``/``"Adam"`` over :func:`tuning_configs` (``sz["tune_runs"]`` runs
-    per pair, through the cache ``"hyperrep"``); the best pair is the one with the
+    per pair, on the seeds from ``seed +``
+    :data:`~bisls_core.experiments.TUNING_SEED_OFFSET`, which no evaluation run uses,
+    through the cache ``"hyperrep"``); the best pair is the one with the
     lowest final validation loss (:func:`bisls_core.experiments.best_label`).
 
     Returns ``(label, config, grid)``.
     """
     from ..bilevel import run_config
-    from ..experiments import best_label, run_grid
+    from ..experiments import TUNING_SEED_OFFSET, best_label, run_grid
 
     configs = tuning_configs(sz, method)
     grid = run_grid(run_config, configs, name="hyperrep", scale=scale, n_runs=sz["tune_runs"],
-                    seed=seed, device=device, recompute=recompute)
+                    seed=seed + TUNING_SEED_OFFSET, device=device, recompute=recompute)
     label = best_label(grid, "val_loss")
     return label, configs[label], grid
 

@@ -28,7 +28,7 @@ W8A_ROWS: int = W8A_SHAPE[0]
 #: ``n_runs`` runs.
 W8A_PRESETS: dict[str, dict] = {
     "smoke": {"K": 60, "batch": 100, "eval_every": 20, "n_runs": 1},
-    "cpu": {"K": 1000, "batch": 100, "eval_every": 50, "n_runs": 2},
+    "cpu": {"K": 1000, "batch": 100, "eval_every": 50, "n_runs": 5},
     "paper": {"K": 10000, "batch": 100, "eval_every": 100, "n_runs": 5},
 }
 
