@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 # Smoke runs of the test command write their cache and figures here, never
 # over the committed results/ and figures/.
 SCRATCH := .scratch
+# Test workers (pytest-xdist): the unit tests by file, nbval by notebook (its cells
+# share one kernel, so a notebook stays on one worker).
+WORKERS ?= 2
 # Every kernel that papermill, nbval or the book starts uses encrypted sockets
 # (CurveZMQ; bisls_core/_kernel.py), so ipykernel has no warning to print.
 export JUPYTER_DEFAULT_PROVISIONER_NAME := bisls-encrypted-provisioner
@@ -39,13 +42,13 @@ test:  ## what CI runs: unit tests, smoke notebooks, nbval, the book with -W
 	@cat $(SCRATCH)/timings.txt
 
 pytest: $(STAMP)  ## unit tests of the core
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile
 
 smoke: $(STAMP)  ## every notebook at scale="smoke" with papermill (scratch copies)
 	$(BIN)/python scripts/run_notebooks.py smoke
 
 nbval: $(STAMP)  ## re-execute the committed notebooks (cache hits) and compare their outputs
-	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg -q
+	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg -q -n $(WORKERS) --dist loadscope
 
 book-check: $(STAMP)  ## build both editions from the committed outputs (-W -n), then check the built site
 	$(BIN)/python scripts/scorecard.py

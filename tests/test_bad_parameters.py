@@ -1,6 +1,7 @@
 """Bad papermill parameters give one clear error that names the parameter.
 
-Every parameter of every notebook is tested. The parameters are read from the
+Every parameter of every notebook is tested, with one of its bad values per page
+(the values taken in turn over the pages, so each is tried on several pages). The parameters are read from the
 ``parameters`` cell of each ``notebooks/*.py`` itself, so a parameter added to a page
 cannot escape: a parameter this file has no bad values for fails the test. Each bad
 value is injected after the parameters cell, as papermill injects it, and the
@@ -77,10 +78,14 @@ def _bad_values(name: str, default) -> list:
 
 
 def _cases():
-    for src in SOURCES:
+    """Every parameter of every page with one of its bad values, taken in turn over the
+    pages (page ``i`` gets value ``i mod n``), so that every bad value is tried on
+    several pages without trying each on all of them (the checks are shared code)."""
+    for i, src in enumerate(SOURCES):
         for name, default in _parameters(src).items():
-            for value in _bad_values(name, default):
-                yield pytest.param(src, {name: value}, (name,), id=f"{src.stem}:{name}={value!r}")
+            values = _bad_values(name, default)
+            value = values[i % len(values)]
+            yield pytest.param(src, {name: value}, (name,), id=f"{src.stem}:{name}={value!r}")
         names = set(_parameters(src))
         for pages, params, words in RELATIONS:
             if set(params) <= names and (pages is None or src.stem in pages):

@@ -16,7 +16,7 @@ import pytest
 from bisls_core import experiments as E
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("fig04_quadratics", "thm1_convex_rate")
+NOTEBOOKS = ("fig10_quadratic_trajectories", "thm2_strongly_convex_rate")  # the two cheapest to recompute
 PAPERMILL = Path(sys.executable).parent / "papermill"
 
 
