@@ -339,3 +339,28 @@ def test_svg_of_a_figure_whose_png_is_the_same_is_kept(tmp_path, monkeypatch):
     monkeypatch.setenv("BISLS_FIGURES", str(tmp_path))
     assert draw(0.3 + 3e-6) == first
     assert draw(0.9) != first
+
+
+def test_cache_log_names_every_entry_a_grid_uses_and_prune_lists_the_rest(tmp_path, monkeypatch):
+    """With ``$BISLS_CACHE_LOG`` set, run_grid logs the entries it reads or writes;
+    ``scripts/prune_cache.py`` lists the entries the log does not name (and removes
+    them only with --apply)."""
+    import importlib.util
+
+    log = tmp_path / "use.log"
+    grid()  # four entries, not logged
+    monkeypatch.setenv("BISLS_CACHE_LOG", str(log))
+    E.run_grid(runner, {"A": {"K": 5}}, name="toy", scale="smoke", n_runs=2, seed=3,
+               device="cpu", progress=False)  # the two entries of A, read from the cache
+    folder = Path(os.environ["BISLS_RESULTS"]) / "smoke" / "toy"
+    logged = {Path(line) for line in log.read_text().split()}
+    assert len(logged) == 2 and logged < {p.resolve() for p in folder.glob("*.npz")}
+    spec = importlib.util.spec_from_file_location("prune_cache", ROOT / "scripts" / "prune_cache.py")
+    prune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prune)
+    monkeypatch.setattr(prune, "ROOT", Path(os.environ["BISLS_RESULTS"]).parent)
+    stale, n_used = prune.unused(log, "smoke")
+    assert n_used == 2 and {p.resolve() for p in folder.glob("*.npz")} - logged == set(stale)
+    assert prune.main([str(log), "--scale", "smoke"]) == 0 and len(list(folder.glob("*.npz"))) == 4
+    assert prune.main([str(log), "--scale", "smoke", "--apply"]) == 0
+    assert {p.resolve() for p in folder.glob("*.npz")} == logged
