@@ -42,9 +42,11 @@ __all__ = [
     "combine",
     "decide",
     "decide_within",
+    "diverged_as_worst",
     "log_ratio_interval",
     "mean_interval",
     "paired_difference",
+    "paired_log_ratios",
     "proportion_interval",
 ]
 
@@ -120,13 +122,33 @@ def paired_difference(a: Sequence[float], b: Sequence[float], statistic: str, *,
     A NaN (a run that diverged) is the worst outcome: ``+inf`` when lower is better,
     ``-inf`` otherwise, so a diverged run always counts against its method.
     """
+    a, b = diverged_as_worst(a, b, statistic, lower_is_better=lower_is_better)
+    diff = a - b
+    diff = np.where(np.isnan(diff), 0.0, diff)  # both diverged: a tie
+    return mean_interval(diff, statistic, level=level)
+
+
+def diverged_as_worst(a: Sequence[float], b: Sequence[float], statistic: str = "paired runs", *,
+                      lower_is_better: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The one rule for a run that diverged in a paired comparison: its NaN becomes the
+    worst outcome (``+inf`` when lower is better, ``-inf`` otherwise), so it always counts
+    against its method; two diverged runs then give ``inf - inf``, which the callers
+    read as a tie. ``a`` and ``b`` must be paired by seed (the same length)."""
     a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
     if a.shape != b.shape:
         raise ValueError(f"{statistic}: paired runs must match, got {a.size} and {b.size}")
     worst = math.inf if lower_is_better else -math.inf
-    diff = np.where(np.isnan(a), worst, a) - np.where(np.isnan(b), worst, b)
-    diff = np.where(np.isnan(diff), 0.0, diff)  # both diverged: a tie
-    return mean_interval(diff, statistic, level=level)
+    return np.where(np.isnan(a), worst, a), np.where(np.isnan(b), worst, b)
+
+
+def paired_log_ratios(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
+    """Per seed, ``log a - log b`` of two positive values (lower is better), with
+    :func:`diverged_as_worst`: ``+inf`` when only ``a`` diverged, ``-inf`` when only ``b``
+    did, 0 (a tie) when both did."""
+    a, b = diverged_as_worst(a, b, "log-ratios")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log(a) - np.log(b)
+    return np.where(np.isnan(out), 0.0, out)
 
 
 def log_ratio_interval(a: Sequence[float], b: Sequence[float], statistic: str, *,

@@ -88,3 +88,19 @@ def test_log_ratio_interval():
     assert iv.low == pytest.approx(2.0) and iv.high == pytest.approx(2.0)
     with pytest.raises(ValueError, match="positive"):
         V.log_ratio_interval([1.0, -1.0], [1.0, 1.0], "cost")
+
+
+def test_paired_log_ratios_use_the_diverged_as_worst_rule():
+    """One rule for a diverged run in every paired comparison: the worst outcome."""
+    from bisls_core.sweeps import claims
+
+    a = np.array([1.0, np.nan, 2.0, np.nan])
+    b = np.array([2.0, 1.0, np.nan, np.nan])
+    out = V.paired_log_ratios(a, b)
+    assert out[0] == pytest.approx(np.log(0.5)) and out[1] == np.inf and out[2] == -np.inf
+    assert out[3] == 0.0
+    assert claims.log_ratios is V.paired_log_ratios
+    diff = V.paired_difference(a[:1].repeat(3), b[:1].repeat(3) + [0, 1, 2], "d")
+    assert diff.estimate == pytest.approx(-2.0)
+    with pytest.raises(ValueError, match="paired runs must match"):
+        V.paired_log_ratios([1.0], [1.0, 2.0])

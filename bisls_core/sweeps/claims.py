@@ -48,17 +48,9 @@ def show(iv: V.Interval | None, fmt: str = ".3g") -> str:
     return ONE_RUN if iv is None else f"{iv.text(fmt)} over {iv.runs} runs"
 
 
-def log_ratios(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
-    """Per run (paired by seed), ``log(a / b)`` of two positive values; a NaN (a run that
-    diverged) on one side only gives ``+inf`` (``a`` diverged) or ``-inf``, on both a tie."""
-    a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
-    if a.shape != b.shape:
-        raise ValueError(f"paired runs must match, got {a.size} and {b.size}")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.log(a / b)
-    out = np.where(np.isnan(a) & ~np.isnan(b), np.inf, out)
-    out = np.where(np.isnan(b) & ~np.isnan(a), -np.inf, out)
-    return np.where(np.isnan(a) & np.isnan(b), 0.0, out)
+#: Per run (paired by seed), ``log(a / b)`` with a diverged run as the worst outcome
+#: (:func:`bisls_core.verdicts.paired_log_ratios`, the rule of every paired comparison).
+log_ratios = V.paired_log_ratios
 
 
 def spread(finals: Sequence[Sequence[float]], statistic: str = "spread of log final loss",
