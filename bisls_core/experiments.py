@@ -80,6 +80,8 @@ __all__ = [
     "book_scale",
     "scale_in_use",
     "scratch_dir",
+    "plan_path",
+    "PLAN_ITERATIONS",
     "run_grid",
     "scaled",
     "record_claim",
@@ -614,6 +616,106 @@ def _run_missing(fn, configs, todo, *, name, scale, seed, device, recompute, pro
     return found, metas
 
 
+# --------------------------------------------------------------------------- plan mode
+#: Iterations of the two short stand-in runs that time a configuration in plan mode.
+PLAN_ITERATIONS: tuple[int, int] = (1, 3)
+_PLAN_MEMO: dict[str, tuple[dict, dict]] = {}
+
+
+def plan_path() -> Path | None:
+    """The plan file that ``$BISLS_PLAN`` names, or ``None`` (no plan mode).
+
+    In plan mode :func:`run_grid` computes none of the missing runs and writes nothing
+    into the cache: it appends one JSON line per run (missing or cached) to this file
+    and returns stand-in records (:func:`_plan_grid`); :func:`record_claim` records no
+    claim and :func:`bisls_core.plotting.save` writes no figure. The file may not lie
+    in the committed ``results/``."""
+    text = os.environ.get("BISLS_PLAN", "").strip()
+    if not text:
+        return None
+    path = Path(text).resolve()
+    if (repo_root() / "results").resolve() in (path, *path.parents):
+        raise ValueError(f"BISLS_PLAN={text!r} lies in results/: a plan writes nothing there")
+    return path
+
+
+def _hardware(device: str) -> str:
+    """The machine a stand-in was timed on, in words (CPU model or GPU name)."""
+    if device == "cuda":
+        return f"GPU {torch.cuda.get_device_name()}"
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import platform
+
+    return (f"CPU {model or platform.processor() or platform.machine()}, "
+            f"{torch.get_num_threads()} torch thread(s)")
+
+
+def _timed_run(fn, config: dict, seed: int, device: str) -> tuple[dict, float]:
+    """One short run and its cost: CPU time of this process on a CPU (other jobs on the
+    machine do not inflate it), wall time after a synchronisation on a GPU."""
+    dev = resolve_device(device).type
+    clock = time.perf_counter if dev == "cuda" else time.process_time
+    t0 = clock()
+    record = fn(config, seed=seed, device=dev)
+    if dev == "cuda":
+        torch.cuda.synchronize()
+    return record, clock() - t0
+
+
+def _stand_in(fn, config: dict, seed: int, device: str) -> tuple[dict, dict]:
+    """The stand-in record of a configuration in plan mode and its timing: two short runs
+    (:data:`PLAN_ITERATIONS` iterations), memoised per configuration (any seed)."""
+    memo = f"{_runner_id(fn)}|{json.dumps(_canonical(config), sort_keys=True)}|{device}"
+    if memo not in _PLAN_MEMO:
+        if "K" not in config:
+            record, seconds = _timed_run(fn, config, seed, device)
+            timing = {"setup_s": seconds, "per_iteration_s": 0.0}
+        else:
+            k1, k2 = (min(k, int(config["K"])) for k in PLAN_ITERATIONS)
+            _, t1 = _timed_run(fn, {**config, "K": k1}, seed, device)
+            record, t2 = _timed_run(fn, {**config, "K": k2}, seed, device)
+            per = max(t2 - t1, 0.0) / max(k2 - k1, 1) if k2 > k1 else t2 / k2
+            timing = {"setup_s": max(t1 - k1 * per, 0.0), "per_iteration_s": per}
+        dev = resolve_device(device).type
+        timing.update(device=dev, hardware=_hardware(dev))
+        _PLAN_MEMO[memo] = ({k: np.asarray(v) for k, v in record.items()}, timing)
+    return _PLAN_MEMO[memo]
+
+
+def _plan_grid(fn, configs, todo, found, *, plan, name, scale, n_runs, seed, device) -> Grid:
+    """:func:`run_grid` in plan mode: one JSON line per run appended to ``plan`` (the
+    missing ones with the stand-in's timing), and a grid in which every label with a
+    missing run holds its stand-in record for each run (cached labels: the cache)."""
+    missing = {(label, r): key for label, r, key, _ in todo}
+    lines, records = [], {}
+    for label, config in configs.items():
+        config = dict(config)
+        stand_in = None
+        if any((label, r) in missing for r in range(n_runs)):
+            stand_in, timing = _stand_in(fn, config, seed, device)
+        for r in range(n_runs):
+            key = missing.get((label, r)) or cache_key(fn, config, seed + r)
+            entry = {"notebook": os.environ.get("BISLS_PLAN_NOTEBOOK", ""), "folder": name,
+                     "scale": scale, "label": label, "method": config.get("method"),
+                     "K": config.get("K"), "seed": seed + r, "runner": _runner_id(fn),
+                     "key": key, "cached": (label, r) not in missing}
+            if not entry["cached"]:
+                entry.update(timing)
+            lines.append(json.dumps(entry, sort_keys=True))
+            records[(label, r)] = stand_in if stand_in is not None else found[(label, r)]
+    plan.parent.mkdir(parents=True, exist_ok=True)
+    with open(plan, "a", encoding="utf-8") as fh:
+        fh.write("".join(f"{line}\n" for line in lines))
+    return _stack_grid(configs, records, {}, n_runs)
+
+
 def _stack_grid(configs, found, metas, n_runs) -> Grid:
     """The :class:`Grid` of :func:`run_grid`: per label, each record's arrays stacked over
     the runs (axis 0), and ``grid.meta[label]`` the runs' metadata (``{}`` when cached)."""
@@ -670,6 +772,12 @@ def run_grid(
         in-process, one after the other, when it is unset). Each entry is written as
         soon as its run completes. On an executor, ``device`` is resolved by the
         worker (``"cuda"`` need not exist where ``run_grid`` is called).
+
+    With ``$BISLS_PLAN`` set (plan mode, :func:`plan_path`), nothing is computed or
+    written into the cache: each run is listed in the plan file and every configuration
+    with a missing run gets a stand-in record from two short timed runs of it
+    (:data:`PLAN_ITERATIONS` iterations), so that a page runs to its end and lists the
+    grids that depend on an earlier one (a tuned step size, say).
     """
     if executor is None:
         executor = executor_from_env()
@@ -680,6 +788,10 @@ def run_grid(
     todo, found = _cached_runs(fn, configs, name=name, scale=scale, n_runs=n_runs, seed=seed,
                                recompute=recompute)
     _log_use(fn, configs, name=name, scale=scale, n_runs=n_runs, seed=seed)
+    plan = plan_path()
+    if plan is not None:  # list the runs, compute none, write nothing into the cache
+        return _plan_grid(fn, configs, todo, found, plan=plan, name=name, scale=scale,
+                          n_runs=n_runs, seed=seed, device=device)
     metas: dict[tuple[str, int], dict] = {}
     if todo:
         computed, metas = _run_missing(fn, configs, todo, name=name, scale=scale, seed=seed,
@@ -738,6 +850,9 @@ def record_claim(
                         f"got {type(interval).__name__}")
     check_choice("scale", scale, SCALES)
     _use_scale(scale)
+    line = f"claim {claim_id}: {verdict} -- ours: {ours}; paper: {paper}" + (f" ({why})" if why else "")
+    if plan_path() is not None:  # a plan records no claim (its records are stand-ins)
+        return line
     path = results_dir(scale) / scale / "claims" / f"{notebook}.json"
     try:
         before = path.read_text(encoding="utf-8")
@@ -761,7 +876,7 @@ def record_claim(
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-    return f"claim {claim_id}: {verdict} -- ours: {ours}; paper: {paper}" + (f" ({why})" if why else "")
+    return line
 
 
 # --------------------------------------------------------------------------- reading grids

@@ -21,7 +21,8 @@ import numpy as np
 from . import experiments
 from .stepsizes import check_choice
 
-__all__ = ["COLORS", "color", "figures_dir", "new_figure", "plot_runs", "save", "style"]
+__all__ = ["COLORS", "color", "figure_scale", "figures_dir", "new_figure", "plot_runs", "save",
+           "scale_note", "style"]
 
 #: One colour per method, by the paper's legend name (tab10 / tab20 hues).
 COLORS: dict[str, str] = {
@@ -159,6 +160,29 @@ _PNG_METADATA = {"Software": None}
 _SVG_METADATA = {"Date": None, "Creator": None}
 
 
+def scale_note(scale: str) -> str:
+    """The text every figure file carries in its metadata (PNG ``Description`` text
+    chunk, SVG Dublin Core ``dc:description``): ``"scale: cpu"``."""
+    return f"scale: {scale}"
+
+
+def figure_scale(path: str | Path) -> str | None:
+    """The scale a figure file written by :func:`save` states in its metadata
+    (``None`` when it states none)."""
+    import re
+
+    path = Path(path)
+    if path.suffix == ".png":
+        from PIL import Image
+
+        with Image.open(path) as im:
+            text = im.text.get("Description", "")
+    else:
+        found = re.search(r"<dc:description>([^<]*)</dc:description>", path.read_text("utf-8"))
+        text = found.group(1) if found else ""
+    return text[len("scale: "):] if text.startswith("scale: ") else None
+
+
 def save(fig, name: str, formats: Sequence[str] = ("png", "svg"), *,
          scale: str | None = None) -> list[Path]:
     """Write ``<figures_dir(scale)>/<name>.<fmt>`` byte-reproducibly (no timestamps,
@@ -168,11 +192,18 @@ def save(fig, name: str, formats: Sequence[str] = ("png", "svg"), *,
     another CPU's LAPACK), and then its other formats too (an SVG's coordinates and clip
     ids move with the same round-off). So a rerun that draws the same figure changes no file.
     A figure of a run at a scale other than the book's goes to a folder git ignores
-    (:func:`figures_dir`)."""
+    (:func:`figures_dir`). Each PNG and SVG states its scale in its metadata
+    (:func:`scale_note`, read back by :func:`figure_scale`), not in its pixels. In plan
+    mode (:func:`bisls_core.experiments.plan_path`) it writes nothing and returns ``[]``."""
+    if experiments.plan_path() is not None:  # a plan's figures are drawn from stand-ins
+        return []
+    scale = scale or experiments.scale_in_use() or experiments.book_scale()
     folder = figures_dir(scale)
+    note = {"Description": scale_note(scale)}
     rendered = {}
     for fmt in formats:
-        meta = _PNG_METADATA if fmt == "png" else _SVG_METADATA if fmt == "svg" else None
+        meta = ({**_PNG_METADATA, **note} if fmt == "png" else
+                {**_SVG_METADATA, **note} if fmt == "svg" else None)
         buf = io.BytesIO()
         with plt.rc_context({"svg.hashsalt": "bisls"}):
             fig.savefig(buf, format=fmt, metadata=meta, bbox_inches="tight")
@@ -199,8 +230,10 @@ def _same_figure(path: Path, data: bytes, fmt: str) -> bool:
     from PIL import Image
 
     try:
-        a = np.asarray(Image.open(io.BytesIO(old)))
-        b = np.asarray(Image.open(io.BytesIO(data)))
+        a, b = Image.open(io.BytesIO(old)), Image.open(io.BytesIO(data))
+        if a.text != b.text:  # the same pixels stating another scale: a new figure
+            return False
+        a, b = np.asarray(a), np.asarray(b)
     except Exception:  # noqa: BLE001 - an unreadable old file is replaced
         return False
     return a.shape == b.shape and a.dtype == b.dtype and bool(

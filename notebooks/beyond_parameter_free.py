@@ -43,7 +43,7 @@
 # ```
 
 # %% tags=["parameters"]
-scale = "cpu"
+scale = None  # None: the book's scale ($BISLS_BOOK_SCALE, else "cpu")
 device = "auto"
 n_runs = None
 seed = 0
@@ -61,6 +61,7 @@ from bisls_core import data, experiments, plotting, sweeps
 from bisls_core.sweeps import claims, hyperrep, parameter_free
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
+scale = opts["scale"]  # the book's scale when the parameter is None
 PRESETS = {
     "smoke": {"K": 4, "eval_every": 2, "K_distill": 10, "T_distill": 3, "eval_distill": 5,
               "n_real": 200, "n_runs": 1},

@@ -75,7 +75,7 @@
 # used below and the tests that check them.
 
 # %% tags=["parameters"]
-scale = "cpu"
+scale = None  # None: the book's scale ($BISLS_BOOK_SCALE, else "cpu")
 device = "auto"
 n_runs = None
 seed = 0
@@ -100,7 +100,7 @@ from bisls_core.bilevel import make_config, run_bilevel
 from bisls_core.hypergrad import hypergradient
 from bisls_core.problems import BilevelProblem, ridge
 
-sweeps.start(scale, device, n_runs, seed, recompute)  # checks them; one torch thread
+scale = sweeps.start(scale, device, n_runs, seed, recompute)["scale"]  # checked; 1 thread
 PRESETS = {
     "smoke": {"K": 15, "T": 3, "batch": 50, "n_train": 300, "n_val": 300, "n_runs": 1},
     "cpu": {"K": 200, "T": 5, "batch": 100, "n_train": 1000, "n_val": 1000, "n_runs": 5},

@@ -36,7 +36,7 @@
 # ```
 
 # %% tags=["parameters"]
-scale = "cpu"
+scale = None  # None: the book's scale ($BISLS_BOOK_SCALE, else "cpu")
 device = "auto"
 n_runs = None
 seed = 0
@@ -52,6 +52,7 @@ from bisls_core import experiments, plotting, sweeps
 from bisls_core.sweeps import claims, single_level
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
+scale = opts["scale"]  # the book's scale when the parameter is None
 sizes = single_level.w8a_sizes(scale, K=K, batch=batch, eval_every=eval_every, n_runs=n_runs)
 sizes
 

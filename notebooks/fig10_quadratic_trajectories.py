@@ -33,7 +33,7 @@
 # ```
 
 # %% tags=["parameters"]
-scale = "cpu"
+scale = None  # None: the book's scale ($BISLS_BOOK_SCALE, else "cpu")
 device = "auto"
 n_runs = None
 seed = 0
@@ -47,6 +47,7 @@ from bisls_core import experiments, plotting, problems, sweeps
 from bisls_core.sweeps import claims, single_level
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
+scale = opts["scale"]  # the book's scale when the parameter is None
 PRESETS = {
     "smoke": {"K": 100, "n_runs": 1},
     "cpu": {"K": 1000, "n_runs": 5},

@@ -42,7 +42,7 @@
 # ```
 
 # %% tags=["parameters"]
-scale = "cpu"
+scale = None  # None: the book's scale ($BISLS_BOOK_SCALE, else "cpu")
 device = "auto"
 n_runs = None
 seed = 0
@@ -59,6 +59,7 @@ from bisls_core import experiments, plotting, sweeps
 from bisls_core.sweeps import claims, hyperrep
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
+scale = opts["scale"]  # the book's scale when the parameter is None
 sz = hyperrep.sizes(scale, K=K, T=T, batch=batch, n_train=n_train, n_runs=n_runs)
 {k: sz[k] for k in ("n_train", "n_val", "batch", "T", "cg", "K", "w", "max_rounds", "n_runs", "n_sweep")}
 

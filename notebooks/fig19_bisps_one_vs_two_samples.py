@@ -37,7 +37,7 @@
 # ```
 
 # %% tags=["parameters"]
-scale = "cpu"
+scale = None  # None: the book's scale ($BISLS_BOOK_SCALE, else "cpu")
 device = "auto"
 n_runs = None
 seed = 0
@@ -51,6 +51,7 @@ from bisls_core import data, experiments, plotting, sweeps
 from bisls_core.sweeps import claims, distillation
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
+scale = opts["scale"]  # the book's scale when the parameter is None
 sz = distillation.sizes(scale, K=K, n_real=n_real, n_runs=n_runs)
 sz["data_root"] = data.mnist_root(data_root)  # None: the shipped subset (cache keys unchanged)
 print(data.mnist_in_use(sz["data_root"]))

@@ -51,7 +51,7 @@
 # ```
 
 # %% tags=["parameters"]
-scale = "cpu"
+scale = None  # None: the book's scale ($BISLS_BOOK_SCALE, else "cpu")
 device = "auto"
 n_runs = None
 seed = 0
@@ -68,6 +68,7 @@ from bisls_core.sweeps import claims
 from bisls_core.sweeps import condition14 as C
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
+scale = opts["scale"]  # the book's scale when the parameter is None
 sz = C.sizes(scale, K=K, n_runs=n_runs, n_compare=n_compare)
 sz["data_root"] = data.mnist_root(data_root)  # None: the shipped subset (cache keys unchanged)
 print(data.mnist_in_use(sz["data_root"]))

@@ -48,7 +48,7 @@
 # ```
 
 # %% tags=["parameters"]
-scale = "cpu"
+scale = None  # None: the book's scale ($BISLS_BOOK_SCALE, else "cpu")
 device = "auto"
 n_runs = None
 seed = 0
@@ -65,6 +65,7 @@ from bisls_core import experiments, plotting, problems, sweeps
 from bisls_core.sweeps import claims, single_level, theory
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
+scale = opts["scale"]  # the book's scale when the parameter is None
 sizes = theory.sizes(scale, K=K, eval_every=eval_every, n_runs=n_runs)
 sizes
 

@@ -48,7 +48,7 @@
 # ```
 
 # %% tags=["parameters"]
-scale = "cpu"
+scale = None  # None: the book's scale ($BISLS_BOOK_SCALE, else "cpu")
 device = "auto"
 n_runs = None
 seed = 0
@@ -65,6 +65,7 @@ from bisls_core.bilevel import run_config
 from bisls_core.sweeps import claims, theory
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
+scale = opts["scale"]  # the book's scale when the parameter is None
 PRESETS = {
     "smoke": {"K": 40, "T": 3, "n_runs": 2},
     "cpu": {"K": 1500, "T": 10, "n_runs": 5},

@@ -3,16 +3,22 @@
 Every figure and theorem notebook ends by recording, for each quantitative
 claim of the paper it checks, the paper's number, ours and a verdict
 (``bisls_core.experiments.record_claim``), under ``results/<scale>/claims/``.
-This script collects them -- the largest scale available for each notebook
-(paper, else cpu) -- into one page: a narrow table (page, verdict badge, claim)
+This script collects those of the book's scale only (``experiments.book_scale()``:
+``$BISLS_BOOK_SCALE``, else ``cpu``; ``make book SCALE=paper`` sets it), so that the
+scorecard says what the pages say, into one page: a narrow table (page, verdict badge, claim)
 with the paper's number, ours, the interval and the reason beneath each claim,
 and a figure of the verdict counts per problem family
 (``book/scorecard_summary.svg``). ``make book`` and ``make test`` run it, so the
-page follows the results; it is never edited by hand.
+page follows the results; it is never edited by hand. It also writes the scales page
+(``book/scales.md``: the runs behind the book's scale, their hardware and time).
+
+    python scripts/scorecard.py                     # book/scorecard.md, book/scales.md
+    python scripts/scorecard.py --out .scratch/book # the same pages elsewhere (make smoke)
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import math
@@ -22,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bisls_core.experiments import results_dir  # noqa: E402
+from bisls_core.experiments import book_scale, results_dir  # noqa: E402
 
 OUT = ROOT / "book" / "scorecard.md"
 SUMMARY_FIG = ROOT / "book" / "scorecard_summary.svg"
@@ -57,15 +63,13 @@ FAMILY = {
 }
 
 
-def collect() -> dict[str, tuple[str, dict]]:
-    """``notebook -> (scale, {claim_id: entry})`` at the largest scale present."""
-    found: dict[str, tuple[str, dict]] = {}
-    for scale in ("smoke", "cpu", "paper"):
-        if scale == "smoke":
-            continue  # smoke runs check plumbing, not claims
-        for path in sorted((results_dir() / scale / "claims").glob("*.json")):
-            found[path.stem] = (scale, json.loads(path.read_text()))
-    return found
+def collect(scale: str | None = None) -> dict[str, tuple[str, dict]]:
+    """``notebook -> (scale, {claim_id: entry})``: the claims recorded at ``scale``,
+    the book's scale by default (:func:`bisls_core.experiments.book_scale`). The claims
+    of any other scale are not the pages' and are left out."""
+    scale = scale or book_scale()
+    return {path.stem: (scale, json.loads(path.read_text()))
+            for path in sorted((results_dir(scale) / scale / "claims").glob("*.json"))}
 
 
 def is_beyond(notebook: str) -> bool:
@@ -186,7 +190,9 @@ def table(body: list[str]) -> list[str]:
             "* - Page", "  - Verdict", "  - Claim, the paper's number and ours", *body, "````"]
 
 
-def render(found: dict[str, tuple[str, dict]]) -> str:
+def render(found: dict[str, tuple[str, dict]], scale: str | None = None) -> str:
+    """The scorecard page of the claims ``found`` at ``scale`` (the book's by default)."""
+    scale = scale or book_scale()
     lines = [
         "# Replication scorecard",
         "",
@@ -196,10 +202,15 @@ def render(found: dict[str, tuple[str, dict]]) -> str:
         "notebooks record in the results cache (`results/<scale>/claims/`), so it changes",
         "when the results change; it is never edited by hand.",
         "",
+        f"Every verdict below comes from runs at the `{scale}` scale, the scale of the whole",
+        "book (its pages, figures and this scorecard; [the scales page](scales.md) says how",
+        "to switch it).",
+        "",
     ]
     paper_rows = rows(found, beyond=False)
     if not paper_rows:
-        return "\n".join(lines + ["No claim has been recorded yet: run `make results`."]) + "\n"
+        return "\n".join(lines + ["No claim has been recorded yet at this scale: run "
+                                  "`make results`."]) + "\n"
     n = counts(found)
     total = sum(n.values())
     lines += [
@@ -275,13 +286,14 @@ def summary_figure(found: dict[str, tuple[str, dict]]) -> bytes:
     return buf.getvalue()
 
 
-def collect_runs() -> dict[tuple[str, str], dict]:
-    """``(scale, cache folder) -> {runs, seconds, devices}`` from the entries' metadata."""
+def collect_runs(scale: str | None = None) -> dict[tuple[str, str], dict]:
+    """``(scale, cache folder) -> {runs, seconds, devices}`` from the metadata of the
+    entries at ``scale`` (the book's by default)."""
     import numpy as np
 
     out: dict[tuple[str, str], dict] = {}
-    for scale in ("cpu", "paper"):
-        base = results_dir() / scale
+    for scale in (scale or book_scale(),):
+        base = results_dir(scale) / scale
         if not base.is_dir():
             continue
         for folder in sorted(p for p in base.iterdir() if p.is_dir() and p.name != "claims"):
@@ -299,45 +311,76 @@ def collect_runs() -> dict[tuple[str, str], dict]:
     return out
 
 
-def render_scales(runs: dict[tuple[str, str], dict]) -> str:
+def render_scales(runs: dict[tuple[str, str], dict], scale: str | None = None) -> str:
+    """The scales page: the runs behind the book's ``scale`` and how to switch it."""
+    scale = scale or book_scale()
     lines = [
         "# Scale of each result",
         "",
-        "Which results in this book come from the paper's scale and which from the reduced",
-        "`cpu` scale, with the hardware and the compute time they took. Generated by",
-        "`scripts/scorecard.py` from the metadata that every entry of the results cache records",
-        "(`results/<scale>/<folder>/*.npz`); notebooks that share a problem share a folder",
-        "(`hyperrep`, `distillation`), so a configuration used by several figures is run once.",
+        f"Every page, figure and verdict of this book comes from one scale: `{scale}`.",
+        "Below, the runs behind it, with the hardware and the compute time they took. Generated",
+        "by `scripts/scorecard.py` from the metadata that every entry of the results cache",
+        "records (`results/<scale>/<folder>/*.npz`); notebooks that share a problem share a",
+        "folder (`hyperrep`, `distillation`), so a configuration used by several figures is run",
+        "once. Each figure file also states its scale in its metadata (PNG and SVG",
+        "`Description`: `scale: <scale>`).",
         "",
     ]
     if not runs:
-        return "\n".join(lines + ["No results yet."]) + "\n"
-    lines += ["| scale | cache folder | runs | compute time | device |", "| --- | --- | --- | --- | --- |"]
-    for (scale, folder), st in sorted(runs.items()):
-        lines.append(f"| {scale} | `{folder}` | {st['runs']} | {st['seconds'] / 60:.1f} min "
-                     f"| {', '.join(sorted(st['devices']))} |")
-    paper = any(scale == "paper" for scale, _ in runs)
-    lines += ["", "No result at paper scale has been computed yet (no GPU was available to this "
-              "project so far); `make paper` computes them and resumes after an interruption."
-              if not paper else "Paper-scale rows were computed with `make paper`."]
+        lines += ["No results yet at this scale.", ""]
+    else:
+        lines += ["| scale | cache folder | runs | compute time | device |",
+                  "| --- | --- | --- | --- | --- |"]
+        for (sc, folder), st in sorted(runs.items()):
+            lines.append(f"| {sc} | `{folder}` | {st['runs']} | {st['seconds'] / 60:.1f} min "
+                         f"| {', '.join(sorted(st['devices']))} |")
+        lines.append("")
+    lines += [
+        "## Switching the book's scale",
+        "",
+        "One setting, `BISLS_BOOK_SCALE` (`smoke`, `cpu` or `paper`; `cpu` when unset),",
+        "chooses the scale of every notebook (their `scale` parameter defaults to it), of the",
+        "figures, of this page and of the scorecard. `make paper` fills `results/paper/` (on a",
+        "GPU when there is one; it resumes after an interruption, and `make paper PLAN=1` lists",
+        "its runs and estimates their time without computing them); then",
+        "`make book SCALE=paper` builds the whole book from those results.",
+        "`make notebooks SCALE=paper` re-executes the committed notebooks at that scale.",
+    ]
+    if scale != "paper":
+        lines += ["", "No result at paper scale is in this book yet (no GPU was available to this "
+                  "project so far)."]
     return "\n".join(lines) + "\n"
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def _write(path: Path, text: str) -> None:
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
-        print(f"wrote {path.relative_to(ROOT)}")
+        print(f"wrote {_rel(path)}")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "book",
+                    help="folder of the pages (default: book/)")
+    args = ap.parse_args(argv)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
     found = collect()
-    _write(OUT, render(found))
+    _write(out / OUT.name, render(found))
     if found:
         data = summary_figure(found)
-        if not SUMMARY_FIG.exists() or SUMMARY_FIG.read_bytes() != data:
-            SUMMARY_FIG.write_bytes(data)
-            print(f"wrote {SUMMARY_FIG.relative_to(ROOT)}")
-    _write(SCALES_OUT, render_scales(collect_runs()))
+        fig = out / SUMMARY_FIG.name
+        if not fig.exists() or fig.read_bytes() != data:
+            fig.write_bytes(data)
+            print(f"wrote {_rel(fig)}")
+    _write(out / SCALES_OUT.name, render_scales(collect_runs()))
     return 0
 
 

@@ -25,9 +25,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "notebooks").glob("*.py"))
 
-#: Bad values of the five parameters every page has.
+#: Bad values of the five parameters every page has (``scale = None`` is every page's
+#: default, the book's scale: tests/test_book_scale.py).
 COMMON = {
-    "scale": ["huge", 3, None, "Paper"],
+    "scale": ["huge", 3, "Paper", ""],
     "device": ["tpu", 0] + ([] if torch.cuda.is_available() else ["cuda"]),
     "n_runs": [-1, 0, "5", 2.5],
     "seed": [-1, "zero", 1.5],

@@ -24,23 +24,30 @@ from typing import Any
 __all__ = ["at_least", "at_most", "start"]
 
 
-def start(scale: str, device: str, n_runs: int | None, seed: int,
+def start(scale: str | None, device: str, n_runs: int | None, seed: int,
           recompute: bool) -> dict[str, Any]:
     """The first call of every notebook.
 
+    ``scale=None`` (every page's default) is the book's scale,
+    :func:`bisls_core.experiments.book_scale` (``$BISLS_BOOK_SCALE``, else
+    :data:`~bisls_core.experiments.BOOK_SCALE`), so that one setting chooses the scale of
+    every page, figure and claim; an explicit scale (``-p scale smoke``) wins.
     Checks the five parameters every page has
     (:func:`bisls_core.experiments.check_params`: one clear error naming the
     parameter), runs torch on one thread (the results cache was computed so:
     the runs are deterministic and bit for bit reproducible on a CPU), and
     returns the keyword arguments that :func:`~bisls_core.experiments.run_grid`
     and the ``tune`` functions of this package take:
-    ``dict(scale=..., seed=..., device=..., recompute=...)``.
+    ``dict(scale=..., seed=..., device=..., recompute=...)``, ``scale`` resolved
+    (the page goes on with ``scale = opts["scale"]``).
     """
     import torch
 
-    from ..experiments import check_params
+    from ..experiments import book_scale, check_params
 
     torch.set_num_threads(1)
+    if scale is None:
+        scale = book_scale()
     check_params(scale, device, n_runs, seed, recompute)
     return dict(scale=scale, seed=seed, device=device, recompute=recompute)
 

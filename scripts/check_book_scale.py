@@ -1,0 +1,200 @@
+"""The book's scale, end to end: the smoke stand-in's check and the paper-scale plan.
+
+``make smoke`` (``scripts/run_notebooks.py smoke``) executes every notebook with
+``BISLS_BOOK_SCALE=smoke`` and no ``scale`` parameter, as ``make book SCALE=paper``
+executes them at paper scale, into ``.scratch/smoke/`` (results, figures, cache logs,
+the scorecard pages). :func:`check_smoke` then checks that the whole path says
+``smoke``: each page took the book's scale (papermill injected no ``scale``), every
+cache entry it read or wrote and every claim it recorded is a smoke-scale one, every
+figure states ``scale: smoke`` in its metadata, and ``scripts/scorecard.py`` renders a
+scorecard and a scales page at the smoke scale only.
+
+``make paper PLAN=1`` (``run_notebooks.py results --scale paper --plan``) runs every
+page in plan mode (``bisls_core.experiments.plan_path``) and :func:`plan_report` sums up
+the plan files: runs and iterations per page and per cache folder, and the time they
+would take at the cost per iteration measured by the stand-in runs, on the hardware
+that measured it.
+
+    python scripts/check_book_scale.py smoke   # check an existing .scratch/smoke/ again
+    python scripts/check_book_scale.py plan    # print the report of the last plan again
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / ".scratch" / "smoke"
+PLAN = ROOT / ".scratch" / "plan"
+SCALE = "smoke"
+
+
+def smoke_env(env: dict, fresh: bool = True) -> dict:
+    """The environment of the smoke stand-in: the book's scale is ``smoke``, its cache,
+    figures and cache logs under ``.scratch/smoke/`` (emptied first with ``fresh``, so
+    that the check sees this run's files only)."""
+    if fresh:
+        for sub in ("results", "figures", "book", "logs"):
+            shutil.rmtree(SMOKE / sub, ignore_errors=True)
+    (SMOKE / "logs").mkdir(parents=True, exist_ok=True)
+    return dict(env, BISLS_BOOK_SCALE=SCALE, BISLS_RESULTS=str(SMOKE / "results"),
+                BISLS_FIGURES=str(SMOKE / "figures"))
+
+
+def cache_log(name: str) -> Path:
+    """The ``$BISLS_CACHE_LOG`` of one page of the stand-in."""
+    return SMOKE / "logs" / f"{name}.txt"
+
+
+def _page_problems(name: str, executed: Path) -> list[str]:
+    """What in one executed page does not say smoke."""
+    problems = []
+    try:
+        nb = json.loads(executed.read_text())
+    except (OSError, ValueError):
+        return [f"{name}: no executed page {executed}"]
+    injected = nb.get("metadata", {}).get("papermill", {}).get("parameters", {})
+    if "scale" in injected:
+        problems.append(f"{name}: papermill was given scale={injected['scale']!r}; the page "
+                        "must take the book's scale")
+    log = cache_log(name)
+    entries = log.read_text().split() if log.is_file() else []
+    other = [e for e in entries if Path(e).parts[-3] != SCALE
+             or (SMOKE / "results").resolve() not in Path(e).resolve().parents]
+    if other:
+        problems.append(f"{name}: {len(other)} cache entries outside .scratch/smoke/results/"
+                        f"{SCALE}/, e.g. {other[0]}")
+    claims_file = SMOKE / "results" / SCALE / "claims" / f"{name}.json"
+    claims = json.loads(claims_file.read_text()) if claims_file.is_file() else {}
+    wrong = sorted(cid for cid, c in claims.items() if c.get("scale") != SCALE)
+    if wrong:
+        problems.append(f"{name}: claims recorded at another scale: {wrong}")
+    figures = list((SMOKE / "figures").glob(f"{name}*.png"))
+    if not (entries or claims or figures):
+        problems.append(f"{name}: no cache entry, claim or figure shows the scale it ran at")
+    return problems
+
+
+def _scorecard_problems() -> list[str]:
+    """Render the scorecard and the scales page at the stand-in's scale; both must say
+    smoke and nothing else."""
+    env = smoke_env(dict(os.environ), fresh=False)
+    out = SMOKE / "book"
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "scorecard.py"), "--out", str(out)],
+                          env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return [f"scripts/scorecard.py failed: {proc.stderr[-500:]}"]
+    card, scales = (out / "scorecard.md").read_text(), (out / "scales.md").read_text()
+    problems = []
+    if f"runs at the `{SCALE}` scale" not in card or f"({SCALE} scale)" not in card:
+        problems.append(f"the scorecard ({out / 'scorecard.md'}) does not say {SCALE}")
+    for other in ("cpu", "paper"):
+        if f"({other} scale)" in card:
+            problems.append(f"the scorecard shows claims of the {other} scale")
+    rows = [ln for ln in scales.splitlines() if ln.startswith("| ") and "`" in ln]
+    if f"one scale: `{SCALE}`" not in scales or not rows or \
+            any(not r.startswith(f"| {SCALE} |") for r in rows):
+        problems.append(f"the scales page ({out / 'scales.md'}) does not say {SCALE} only")
+    return problems
+
+
+def check_smoke(names: list[str], executed_dir: Path = SMOKE) -> list[str]:
+    """The problems of the smoke stand-in (none: the whole path said smoke)."""
+    sys.path.insert(0, str(ROOT))
+    from bisls_core.plotting import figure_scale
+
+    problems = [p for name in names for p in _page_problems(name, executed_dir / f"{name}.ipynb")]
+    figures = sorted((SMOKE / "figures").glob("*.png")) + sorted((SMOKE / "figures").glob("*.svg"))
+    if not figures:
+        problems.append(f"no figure in {SMOKE / 'figures'}")
+    for fig in figures:
+        if figure_scale(fig) != SCALE:
+            problems.append(f"{fig.name} states scale {figure_scale(fig)!r} in its metadata")
+    others = [p.parent.name for p in (SMOKE / "results").glob("*/claims") if p.parent.name != SCALE]
+    if others:
+        problems.append(f"claims recorded at other scales: {sorted(others)}")
+    return problems + _scorecard_problems()
+
+
+# ------------------------------------------------------------------------------- plan
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def _estimate(entry: dict) -> float:
+    return entry["setup_s"] + (entry.get("K") or 0) * entry["per_iteration_s"]
+
+
+def read_plan(files: list[Path]) -> list[dict]:
+    return [json.loads(line) for f in files if f.is_file()
+            for line in f.read_text().splitlines() if line.strip()]
+
+
+def plan_report(files: list[Path], failed: list[str] = ()) -> str:
+    """The plan's summary: per page and per cache folder, the missing runs, their
+    iterations and their estimated time; the hardware the estimate rests on."""
+    entries = read_plan(files)
+    missing = [e for e in entries if not e["cached"]]
+    lines = ["plan (nothing computed, nothing written into results/):", "",
+             f"{'page':<34} {'missing runs':>12} {'cached':>7} {'iterations':>11} {'estimate':>9}"]
+    for f in files:
+        page = [e for e in entries if e["notebook"] == f.stem]
+        todo = [e for e in page if not e["cached"]]
+        lines.append(f"{f.stem:<34} {len(todo):>12} {len(page) - len(todo):>7} "
+                     f"{sum(e.get('K') or 0 for e in todo):>11,} "
+                     f"{_hours(sum(map(_estimate, todo))):>9}")
+    unique = {(e["scale"], e["folder"], e["key"]): e for e in missing}  # pages share runs
+    lines += ["", f"{'cache folder (runs shared by pages counted once)':<48} {'runs':>6} "
+                  f"{'iterations':>11} {'estimate':>9}"]
+    for folder in sorted({k[:2] for k in unique}):
+        runs = [e for k, e in unique.items() if k[:2] == folder]
+        lines.append(f"{'results/' + '/'.join(folder) + '/':<48} {len(runs):>6} "
+                     f"{sum(e.get('K') or 0 for e in runs):>11,} {_hours(sum(map(_estimate, runs))):>9}")
+    total = sum(map(_estimate, unique.values()))
+    lines += ["", f"total: {len(unique)} runs, {sum(e.get('K') or 0 for e in unique.values()):,} "
+                  f"iterations, about {_hours(total)} one after the other"]
+    lines += _hardware_lines(list(unique.values()))
+    for name in failed:
+        lines.append(f"{name}: the page stopped at an error in plan mode; its listing covers "
+                     "the grids before that error only")
+    return "\n".join(lines)
+
+
+def _hardware_lines(runs: list[dict]) -> list[str]:
+    """On which hardware the estimate rests, with the measured cost per iteration."""
+    if not runs:
+        return ["every run is in the cache already: nothing to compute"]
+    out = []
+    for (device, hardware) in sorted({(e["device"], e["hardware"]) for e in runs}):
+        per = [e["per_iteration_s"] for e in runs if e["device"] == device]
+        out.append(f"estimate measured on {hardware} ({device}): median "
+                   f"{statistics.median(per) * 1e3:.1f} ms per iteration over the configurations "
+                   "timed (two short stand-in runs of each; CPU time of the process on a CPU)")
+    if all(e["device"] == "cpu" for e in runs):
+        out.append("GPU time: unmeasured. This project has never run on a GPU; the estimate "
+                   "above is CPU time on this machine, and a GPU's time is not known from it.")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("what", choices=["smoke", "plan"])
+    args = ap.parse_args(argv)
+    if args.what == "plan":
+        print(plan_report(sorted(PLAN.glob("*.jsonl"))))
+        return 0
+    names = sorted(p.stem for p in SMOKE.glob("*.ipynb"))
+    problems = check_smoke(names)
+    print("\n".join(problems) or f"every page, figure, claim and the scorecard say {SCALE!r}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
