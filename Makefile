@@ -11,6 +11,12 @@ SCRATCH := .scratch
 # Test workers (pytest-xdist): the unit tests by file, nbval by notebook (its cells
 # share one kernel, so a notebook stays on one worker).
 WORKERS ?= 2
+# The book's scale (smoke, cpu, paper; cpu when unset): one setting for the notebooks
+# (their scale parameter defaults to it), the figures, the scorecard and the scales page.
+# `make book SCALE=paper` (also notebooks, nbval, book-check, results) exports it.
+ifneq ($(strip $(SCALE)),)
+export BISLS_BOOK_SCALE := $(strip $(SCALE))
+endif
 # Every kernel that papermill, nbval or the book starts uses encrypted sockets
 # (CurveZMQ; bisls_core/_kernel.py), so ipykernel has no warning to print.
 export JUPYTER_DEFAULT_PROVISIONER_NAME := bisls-encrypted-provisioner
@@ -27,7 +33,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the pinned project (once)
 
-book: $(STAMP)  ## execute the notebooks (from the results cache) and build both editions into _build/html (French: _build/html/fr)
+book: $(STAMP)  ## execute the notebooks (from the results cache) at the book's scale (SCALE=paper: paper) and build both editions into _build/html
 	$(BIN)/python scripts/scorecard.py
 	$(BIN)/python scripts/book.py
 
@@ -44,7 +50,7 @@ test:  ## what CI runs: unit tests, smoke notebooks, nbval, the book with -W
 pytest: $(STAMP)  ## unit tests of the core
 	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile
 
-smoke: $(STAMP)  ## every notebook at scale="smoke" with papermill (scratch copies)
+smoke: $(STAMP)  ## every notebook with smoke as the book's scale (scratch copies), then check pages, figures and scorecard say smoke
 	$(BIN)/python scripts/run_notebooks.py smoke
 
 nbval: $(STAMP)  ## re-execute the committed notebooks (cache hits) and compare their outputs
@@ -54,14 +60,14 @@ book-check: $(STAMP)  ## build both editions from the committed outputs (-W -n),
 	$(BIN)/python scripts/scorecard.py
 	$(BIN)/python scripts/book.py --execute off --nitpicky --quiet
 
-notebooks: $(STAMP)  ## re-execute the committed notebooks in place at their default scale (after new results)
+notebooks: $(STAMP)  ## re-execute the committed notebooks in place at the book's scale (SCALE=...; after new results)
 	$(BIN)/python scripts/run_notebooks.py execute
 
-results: $(STAMP)  ## compute the cpu-scale results cache for every notebook
-	$(BIN)/python scripts/run_notebooks.py results --scale cpu
+results: $(STAMP)  ## compute the results cache of every notebook at the book's scale (cpu unless SCALE=...)
+	$(BIN)/python scripts/run_notebooks.py results
 
-paper: $(STAMP)  ## paper scale on a GPU, resumable (the cache keeps finished runs)
-	$(BIN)/python scripts/run_notebooks.py results --scale paper --device cuda
+paper: $(STAMP)  ## fill results/paper/ (a GPU when there is one), resumable; PLAN=1: list the runs and estimate their time
+	$(BIN)/python scripts/run_notebooks.py results --scale paper --device auto$(if $(strip $(PLAN)), --plan)
 
 bench: $(STAMP)  ## print the benchmark report (per-iteration and hypergradient costs, CI stages, profile)
 	$(BIN)/python benchmarks/run.py

@@ -669,6 +669,19 @@ def _timed_run(fn, config: dict, seed: int, device: str) -> tuple[dict, float]:
     return record, clock() - t0
 
 
+def _stretch(short: Mapping, record: Mapping, more: int, pad: int) -> dict:
+    """A stand-in record with the shapes of the full run: an array one row longer per
+    iteration (``record`` has ``more`` iterations more than ``short``) gets ``pad`` more
+    copies of its last row; the others (evaluations every so often, scalars) are kept."""
+    out = {}
+    for key, value in record.items():
+        a, b = np.asarray(short.get(key)), np.asarray(value)
+        grows = more > 0 and a.ndim == b.ndim >= 1 and b.shape[0] - a.shape[0] == more
+        out[key] = np.pad(b, [(0, pad)] + [(0, 0)] * (b.ndim - 1), mode="edge") \
+            if grows and pad > 0 and b.shape[0] else b
+    return out
+
+
 def _stand_in(fn, config: dict, seed: int, device: str) -> tuple[dict, dict]:
     """The stand-in record of a configuration in plan mode and its timing: two short runs
     (:data:`PLAN_ITERATIONS` iterations), memoised per configuration (any seed)."""
@@ -678,11 +691,13 @@ def _stand_in(fn, config: dict, seed: int, device: str) -> tuple[dict, dict]:
             record, seconds = _timed_run(fn, config, seed, device)
             timing = {"setup_s": seconds, "per_iteration_s": 0.0}
         else:
-            k1, k2 = (min(k, int(config["K"])) for k in PLAN_ITERATIONS)
-            _, t1 = _timed_run(fn, {**config, "K": k1}, seed, device)
+            K = int(config["K"])
+            k1, k2 = (min(k, K) for k in PLAN_ITERATIONS)
+            short, t1 = _timed_run(fn, {**config, "K": k1}, seed, device)
             record, t2 = _timed_run(fn, {**config, "K": k2}, seed, device)
             per = max(t2 - t1, 0.0) / max(k2 - k1, 1) if k2 > k1 else t2 / k2
             timing = {"setup_s": max(t1 - k1 * per, 0.0), "per_iteration_s": per}
+            record = _stretch(short, record, k2 - k1, K - k2)
         dev = resolve_device(device).type
         timing.update(device=dev, hardware=_hardware(dev))
         _PLAN_MEMO[memo] = ({k: np.asarray(v) for k, v in record.items()}, timing)

@@ -152,18 +152,20 @@ def plan_report(files: list[Path], failed: list[str] = ()) -> str:
                      f"{_hours(sum(map(_estimate, todo))):>9}")
     unique = {(e["scale"], e["folder"], e["key"]): e for e in missing}  # pages share runs
     lines += ["", f"{'cache folder (runs shared by pages counted once)':<48} {'runs':>6} "
-                  f"{'iterations':>11} {'estimate':>9}"]
+                  f"{'iterations':>11} {'ms/iter':>8} {'estimate':>9}"]
     for folder in sorted({k[:2] for k in unique}):
         runs = [e for k, e in unique.items() if k[:2] == folder]
+        per = statistics.median(e["per_iteration_s"] for e in runs) * 1e3
         lines.append(f"{'results/' + '/'.join(folder) + '/':<48} {len(runs):>6} "
-                     f"{sum(e.get('K') or 0 for e in runs):>11,} {_hours(sum(map(_estimate, runs))):>9}")
+                     f"{sum(e.get('K') or 0 for e in runs):>11,} {per:>8.1f} "
+                     f"{_hours(sum(map(_estimate, runs))):>9}")
     total = sum(map(_estimate, unique.values()))
     lines += ["", f"total: {len(unique)} runs, {sum(e.get('K') or 0 for e in unique.values()):,} "
                   f"iterations, about {_hours(total)} one after the other"]
     lines += _hardware_lines(list(unique.values()))
     for name in failed:
-        lines.append(f"{name}: the page stopped at an error in plan mode; its listing covers "
-                     "the grids before that error only")
+        lines.append(f"{name}: a cell raised in plan mode (its records are stand-ins); the "
+                     "later cells ran too, but a grid that needs that cell's result is not listed")
     return "\n".join(lines)
 
 
@@ -175,8 +177,10 @@ def _hardware_lines(runs: list[dict]) -> list[str]:
     for (device, hardware) in sorted({(e["device"], e["hardware"]) for e in runs}):
         per = [e["per_iteration_s"] for e in runs if e["device"] == device]
         out.append(f"estimate measured on {hardware} ({device}): median "
-                   f"{statistics.median(per) * 1e3:.1f} ms per iteration over the configurations "
-                   "timed (two short stand-in runs of each; CPU time of the process on a CPU)")
+                   f"{statistics.median(per) * 1e3:.1f} ms per iteration over all the runs "
+                   "(ms/iter above: per cache folder), from two short stand-in runs of each "
+                   "configuration (CPU time of the process on a CPU; the first iterations' cost "
+                   "stands for every iteration's)")
     if all(e["device"] == "cpu" for e in runs):
         out.append("GPU time: unmeasured. This project has never run on a GPU; the estimate "
                    "above is CPU time on this machine, and a GPU's time is not known from it.")

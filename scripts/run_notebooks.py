@@ -71,11 +71,20 @@ def clean_metadata(path: Path) -> None:
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
+#: A plan runs every cell of a page even after one raised (its stand-in records are not
+#: the full runs' numbers), so that the grids of the later cells are listed too.
+PLAN_PAPERMILL = ("import json, sys, papermill as pm; "
+                  "pm.execute_notebook(sys.argv[1], sys.argv[2], parameters=json.loads(sys.argv[3]), "
+                  "kernel_name='python3', cwd=sys.argv[4], progress_bar=False, allow_errors=True)")
+
+
 def papermill(src: Path, dst: Path, params: dict, env: dict) -> tuple[str, float, int, str]:
     cmd = [str(BIN / "papermill"), str(src), str(dst), "-k", "python3", "--cwd", str(NB),
            "--no-progress-bar"]
     for k, v in params.items():
         cmd += ["-p", k, str(v)]
+    if env.get("BISLS_PLAN"):
+        cmd = [sys.executable, "-c", PLAN_PAPERMILL, str(src), str(dst), json.dumps(params), str(NB)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     return src.stem, time.perf_counter() - t0, proc.returncode, proc.stderr[-3000:]
@@ -99,7 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--plan", "--dry-run", dest="plan", action="store_true",
                     help="results: list the missing runs and estimate their time, compute nothing")
     ap.add_argument("-j", "--jobs", type=int, default=2, help="notebooks run at once")
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)
     if args.plan and args.mode != "results":
         ap.error("--plan lists the runs of 'results'")
     return args

@@ -132,8 +132,9 @@ def test_plan_mode_lists_runs_and_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("BISLS_PLAN", str(plan))
     monkeypatch.setenv("BISLS_PLAN_NOTEBOOK", "toy")
     grid = E.run_grid(runner, configs, name="toy", scale="paper", n_runs=3, progress=False)
-    assert grid["B"]["loss"].shape == (3, E.PLAN_ITERATIONS[1])  # a stand-in: short runs
-    assert grid["A"]["loss"].shape == (3, E.PLAN_ITERATIONS[1])  # seed 2 missing: a stand-in
+    # stand-ins (seed 2 of A is missing too): short runs, stretched to the full runs' shapes
+    assert grid["B"]["loss"].shape == (3, 80) and grid["A"]["loss"].shape == (3, 50)
+    assert (grid["B"]["loss"][:, E.PLAN_ITERATIONS[1] - 1:] == E.PLAN_ITERATIONS[1] - 1).all()
     line = E.record_claim("toy", "toy-claim", claim="c", paper="p", ours="o", verdict="held",
                           scale="paper")
     assert line.startswith("claim toy-claim: held")
