@@ -230,11 +230,17 @@ def test_a_png_within_round_off_is_kept_and_a_changed_one_replaced(tmp_path, mon
     png = plotting.save(fig, "f", formats=("png",))[0]
     fresh = png.read_bytes()
 
-    def shifted(by: int) -> bytes:
-        pixels = np.asarray(Image.open(png)).astype(np.int32)
+    def shifted(by: int) -> bytes:  # the same metadata (the figure's scale), shifted pixels
+        from PIL.PngImagePlugin import PngInfo
+
+        image = Image.open(png)
+        info = PngInfo()
+        for key, value in image.text.items():
+            info.add_text(key, value)
+        pixels = np.asarray(image).astype(np.int32)
         pixels[::7, ::5, :3] = np.clip(pixels[::7, ::5, :3] + by, 0, 255)
         buf = __import__("io").BytesIO()
-        Image.fromarray(pixels.astype(np.uint8)).save(buf, format="png")
+        Image.fromarray(pixels.astype(np.uint8)).save(buf, format="png", pnginfo=info)
         return buf.getvalue()
 
     nearly = shifted(-1)
