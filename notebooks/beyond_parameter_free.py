@@ -33,11 +33,11 @@
 # :class: note
 # Hyper-representation: the `cpu` sizes of `bisls_core.sweeps.hyperrep` (1,000
 # training and 500 validation digits, batches of 128, $T = 5$, 5 CG steps, $w = 0.5$,
-# 50 search rounds), $K = 40$, 2 runs; BiSLS with the book's hyper-representation
+# 50 search rounds), $K = 40$, 5 runs; BiSLS with the book's hyper-representation
 # settings ($\alpha_{b,0} = 10$, $\beta_{b,0} = 100$, the paper's); BiSPS with the SPS lower
 # level, $\alpha_{b,0} = 0.1$ and $\beta_{b,0} = 10$ (the values of the paper's Figure 18).
 # Distillation: 5,000 real digits, batches of 10, identity hypergradient, $T = 20$,
-# $K = 200$, 2 runs; BiSLS from its default search starts ($\alpha_{b,0} = \beta_{b,0} = 1$);
+# $K = 200$, 5 runs; BiSLS from its default search starts ($\alpha_{b,0} = \beta_{b,0} = 1$);
 # BiSPS with $\alpha_{b,0} = 10$ and a fixed lower step $10^{-4}$ (the paper's Figure 6).
 # The four baselines use their package defaults everywhere.
 # ```

@@ -35,7 +35,7 @@
 # `bisls_core.problems.hyperrep` (LeNet-5 embedding, ridge $\lambda = 0.01$, one-hot
 # targets, $c^0 = 0$ so that $F(w^0) = 0.5$; conjugate gradient for the hypergradient).
 # At the `cpu` scale the problem is smaller than the paper's (1,000 training and 500
-# validation digits, batches of 128, $T = 5$, 5 CG steps, $K = 50$, 2 runs).
+# validation digits, batches of 128, $T = 5$, 5 CG steps, $K = 150$, 5 runs).
 # ```
 
 # %% tags=["parameters"]

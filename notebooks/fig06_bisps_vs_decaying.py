@@ -31,7 +31,7 @@
 # $\{10, 100, 1000\}$ (Figure 19 uses 10, 50 and 100 on the same problem). The lower
 # bound of the envelope is $\alpha_{l,0} = \alpha_{b,0}/10$, the lower bound $l^*$ of the
 # upper loss (a cross-entropy) is 0, and $p = 0.5$. The Neumann series has 20 terms with
-# $\eta = 0.05$, as in Figure 9. **Reduced at the `cpu` scale:** K = 400, 2 runs.
+# $\eta = 0.05$, as in Figure 9. **Reduced at the `cpu` scale:** K = 1000, 5 runs.
 # ```
 
 # %% tags=["parameters"]

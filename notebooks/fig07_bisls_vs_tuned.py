@@ -32,13 +32,14 @@
 # The paper does not say how the pairs were tuned, nor $\beta_{b,0}$ here, nor the
 # backtracking factor $w$. We tune each fixed-step method on one run per pair over the
 # full horizon and keep the pair with the lowest final validation loss; the winner is then
-# run `n_runs` times (its first run is the tuning run). BiSLS uses option 3 of
+# run `n_runs` times on other seeds (the tuning runs use seeds from 1000 on, so the
+# winner is never judged on the run that chose it). BiSLS uses option 3 of
 # Algorithm 3 with $\eta = 2$ upstairs, option 1 with $\beta_{b,0} = 100$ downstairs
 # (as in Figures 8 and 11-15), $\delta = 0$, $p = 0.5$, Adam's
 # $(\beta_1, \beta_2, \epsilon) = (0.9, 0.999, 10^{-8})$.
 # **Reduced at the `cpu` scale:** every other value of the paper's grids
 # ($\beta \in \{10, 1, 0.1, 0.01\}$, $\alpha \in \{0.001, 0.005, 0.05\}$ for SGD and
-# $\{10^{-5}, 10^{-4}, 10^{-3}\}$ for Adam), $K = 50$, $w = 0.5$, and one run per starting
+# $\{10^{-5}, 10^{-4}, 10^{-3}\}$ for Adam), $K = 150$, $w = 0.5$, and 5 runs per starting
 # point in (b)-(c) with $\alpha_{b,0} \in \{1, 10, 1000\}$, $\beta_{b,0} \in \{1, 100, 1000\}$
 # (the `paper` preset uses the full grids and four starting points per level).
 # ```

@@ -33,8 +33,8 @@
 # step fixed at the tuned $\beta$ of the same direction; "lower only" is SGD/Adam with the
 # tuned $\alpha$ and the Armijo lower search (option 1 from $\beta_{b,0} = 100$). The paper
 # does not list its starting points; we take them 3 decades apart. **At the `cpu` scale:**
-# $K = 50$, $w = 0.5$, the tuning grid of Figure 7 (every other value of the paper's),
-# 2 runs in (a)-(b) and one run per starting point in (c)-(d), with
+# $K = 150$, $w = 0.5$, the tuning grid of Figure 7 (every other value of the paper's),
+# 5 runs in (a)-(b) and per starting point in (c)-(d), with
 # $\alpha_{b,0} \in \{1, 10, 1000\}$ and $\beta_{b,0} \in \{1, 100, 1000\}$.
 # ```
 

@@ -37,12 +37,12 @@
 # `bisls_core.problems.distillation` for these choices and why. SGD and Adam are tuned
 # over half-decade grids of the upper step (one run per step, over the full horizon; the
 # lowest mean validation loss over the last 10% of the iterations wins, and is then run
-# `n_runs` times). The Neumann series has 20 terms with $\eta = 0.05$ (it diverges with
+# `n_runs` times on other seeds). The Neumann series has 20 terms with $\eta = 0.05$ (it diverges with
 # $\eta = 1$). BiSLS-SGD searches both levels, from $\alpha_{b,0} = 100$ (option 2 of
 # Algorithm 3: the step never grows back) and $\beta_{b,0} = 10$ (option 1), with
 # $\delta = 0$ and $p = 0.5$; options 1 and 3 upstairs fail on this problem (many failed
 # searches, a higher final loss): see `BISLS_BASE` in `bisls_core.sweeps.distillation`.
-# **Reduced at the `cpu` scale:** K = 400 instead of 3000, 5,000 real digits, 2 runs.
+# **Reduced at the `cpu` scale:** K = 1000 instead of 3000, 5,000 real digits, 5 runs.
 # ```
 
 # %% tags=["parameters"]

@@ -37,7 +37,7 @@
 # so we compare **decades** as well as rounds. A search that exhausts its budget
 # (condition (14) never holds: with $\delta = 0$ the one lower step inside $\hat y$ can
 # raise $f$ even as $\alpha \to 0$) costs the whole budget; we count these failures
-# separately. The $\beta_{b,0}$ runs are one run each at the `cpu` scale (`n_sweep`);
+# separately. The $\beta_{b,0}$ rows have `n_sweep` runs each (5 at the `cpu` scale);
 # for BiSLS-Adam they are those of {ref}`Figure 7c <fig-fig07_bisls_vs_tuned>`.
 # ```
 

@@ -33,9 +33,9 @@
 # BiSLS-Adam. The paper varies $\delta$ "across 6 orders" without listing the values; the
 # `paper` preset takes one value per decade from $10^{-6}$ to $10^{-1}$. **At the `cpu`
 # scale** we keep three of them, $\delta \in \{10^{-6}, 10^{-3}, 10^{-1}\}$ (the two ends
-# and the middle), one run each, beside $\delta = 0$ (the option-1 runs of
+# and the middle), 5 runs each, beside $\delta = 0$ (the option-1 runs of
 # {ref}`Figure 11 <fig-fig11_reset_options>`); $\alpha_{b,0} = 10$, lower search option 1
-# from $\beta_{b,0} = 100$, $K = 50$, $w = 0.5$. The validation loss starts at 0.5, so
+# from $\beta_{b,0} = 100$, $K = 150$, $w = 0.5$. The validation loss starts at 0.5, so
 # $\delta = 0.1$ is a fifth of it.
 # ```
 

@@ -40,7 +40,7 @@
 # its start $\beta_{b,0} = 100$ in one round): at the `cpu` scale most runs with $\beta = 10$
 # diverge (see the numbers below). We therefore also run $\beta = 1$, the lower step tuned for SGD and Adam in
 # {ref}`Figure 7 <fig-fig07_bisls_vs_tuned>`, and judge the claim on those runs. At the `cpu`
-# scale: the problem of Figure 3, $K = 50$, 2 runs.
+# scale: the problem of Figure 3, $K = 150$, 5 runs.
 # ```
 
 # %% tags=["parameters"]
