@@ -94,8 +94,8 @@ sweep = hyperrep.run(starts, n_runs=sz["n_sweep"], **opts)
 
 # %% [markdown]
 # In (b) a line joins the steps of the searches that succeeded (first run); a tick at the
-# bottom marks an iteration whose search failed (condition (14) never held within the
-# budget, so the smallest tried step was taken). In (c) the step is the mean of the $T$
+# bottom marks an iteration whose search failed (condition (14) could not hold within the
+# budget, so the smallest step of the budget was taken). In (c) the step is the mean of the $T$
 # lower steps of the iteration.
 
 # %%

@@ -83,8 +83,8 @@ for (hg, m), (label, _, tgrid) in tuned.items():
     print(f"[{hg}]\n{distillation.tuning_table(tgrid)}\n  -> tuned: {label}")
 
 # %% [markdown]
-# The three methods of each panel over `n_runs` runs (the tuned runs are reused from the
-# cache).
+# The three methods of each panel over `n_runs` runs (the tuned steps run anew, on seeds
+# other than those of their tuning runs).
 
 # %%
 grids = {hg: distillation.run({"BiSLS-SGD": distillation.bisls(sz, hypergrad=hg),

@@ -30,8 +30,9 @@
 # :class: note
 # $\alpha_{b,0} = 10$, $\delta = 0$, $p = 0.5$ as in {ref}`Figure 7 <fig-fig07_bisls_vs_tuned>`
 # (the paper does not give $\alpha_{b,0}$ here). At the `cpu` scale: the smaller problem
-# of Figure 3, $K = 150$, $w = 0.5$, 5 runs. A search that exhausts its budget takes the
-# smallest tried step and does not become the memory of options 2 and 3 (see
+# of Figure 3, $K = 150$, $w = 0.5$, 5 runs. A search that fails (it exhausts its budget,
+# or stops early once it cannot succeed) takes the smallest step of its budget and does
+# not become the memory of options 2 and 3 (see
 # `BilevelConfig.max_rounds`). The search costs of these runs are in
 # {ref}`Figure 13 <fig-fig13_search_cost>`.
 # ```
