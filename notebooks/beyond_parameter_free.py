@@ -212,9 +212,10 @@ for problem, grid in grids.items():
 # %% [markdown]
 # Two statements of this page, recorded beside the paper's claims (the paper makes
 # neither): whether the best of BiSLS/BiSPS reaches, at the equal budget, a validation
-# loss at least as low as the best baseline ("partly" when it is within one standard
-# deviation of that baseline's runs), and whether the baselines run stably at their
-# defaults (no divergence, every run ending below its start).
+# loss at least as low as the best baseline (judged on the log-ratio of the two losses,
+# paired by seed: "inconclusive" when its interval straddles 0), and whether the
+# baselines run stably at their defaults (no divergence, every run ending below its
+# start; judged on the share of unstable runs, against one half).
 
 # %%
 def mean_at_budget(problem, m):

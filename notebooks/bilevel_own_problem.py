@@ -208,7 +208,9 @@ print(f"closed form along u: {float(closed @ u):.6g}; central difference of F: {
 # * **Fixed-step SGD**, the baseline: $\beta = 1$ and $\alpha = 300$, tuned by hand: the
 #   hypergradient in $x = \log\lambda$ is small, $\alpha = 10$ hardly moves $x$, $\alpha = 100$
 #   is slower, and $\alpha = 500$ and $1000$ diverged in our trials (some penalties fall to
-#   0 and the lower iterate blows up).
+#   0 and the lower iterate blows up). $\alpha = 300$ sits at that edge: over this page's
+#   runs it diverges too, late, in some of them (counted below), so the baseline's
+#   mean is over the runs that finished.
 
 # %%
 kw = dict(K=sz["K"], T=sz["T"], hypergrad="cg", hypergrad_steps=10, keep_final=True)
