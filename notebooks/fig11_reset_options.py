@@ -85,8 +85,8 @@ plotting.publish(hyperrep.variant_figure(grid, sz, METHODS, OPTIONS), "fig11_res
 # %% [markdown]
 # The numbers behind the claim: final validation loss, median accepted upper step and the
 # share of failed upper searches per option. Two options "perform nearly the same" when
-# their mean final losses differ by at most 5% or by less than the runs' own scatter
-# (relative std over runs; `experiments.similar`).
+# their final losses lie within 5% of each other seed by seed (the interval of the
+# per-seed spread of the log final loss lies within $\log 1.05$; `claims.spread`).
 
 # %%
 fin, m = hyperrep.finals(grid)
