@@ -38,8 +38,9 @@
 # (condition (14) never holds: with $\delta = 0$ the one lower step inside $\hat y$ can
 # raise $f$ even as $\alpha \to 0$) stops as soon as that is plain (the early exit of the
 # book's presets; without it, it would cost the whole budget), so it costs few rounds;
-# we count these failures separately. The $\beta_{b,0}$ rows have `n_sweep` runs each (5 at the `cpu` scale);
-# for BiSLS-Adam they are those of {ref}`Figure 7c <fig-fig07_bisls_vs_tuned>`.
+# we count these failures separately. The $\beta_{b,0}$ rows have `n_sweep` runs each
+# (5 at the `cpu` scale); for BiSLS-Adam they are those of
+# {ref}`Figure 7c <fig-fig07_bisls_vs_tuned>`.
 # ```
 
 # %% tags=["parameters"]
@@ -77,7 +78,8 @@ g_low = hyperrep.run(lower, n_runs=sz["n_sweep"], **opts)
 # %% [markdown]
 # Rounds per iteration, mean over all iterations of all runs: solid lines count every search,
 # dashed lines only the searches that succeeded (mean ± std), since a failed search stops
-# early (it cannot succeed) and costs few rounds whatever the option. Dotted horizontal lines: option 1.
+# early (it cannot succeed) and costs few rounds whatever the option. Dotted horizontal
+# lines: option 1.
 
 # %%
 rounds = hyperrep.search_rounds
