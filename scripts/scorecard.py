@@ -325,6 +325,13 @@ def render_scales(runs: dict[tuple[str, str], dict], scale: str | None = None) -
         "once. Each figure file also states its scale in its metadata (PNG and SVG",
         "`Description`: `scale: <scale>`).",
         "",
+        "The compute time of a folder is the sum of its runs' wall-clock seconds, each measured",
+        "in the worker process that ran it. `make results` runs two pages at a time, each with",
+        "two worker processes (`BISLS_EXECUTOR=process:2`), so on a 2-core machine four",
+        "processes share two cores and a run's seconds include its waits: the column is an",
+        "upper bound on the CPU time, and the time `make results` takes from an empty cache is",
+        "about the column's total divided by four.",
+        "",
     ]
     if not runs:
         lines += ["No results yet at this scale.", ""]
