@@ -18,8 +18,8 @@
 # # Beyond the paper: why BiSLS's upper search fails, condition (14) measured
 #
 # The scorecard's sharpest findings come from one mechanism: with $\delta = 0$ many of
-# BiSLS's upper searches on hyper-representation spend their whole budget and take a
-# negligible step. This page measures that mechanism. The search tests condition (14),
+# BiSLS's upper searches on hyper-representation fail (without the early exit, after
+# spending their whole budget) and take a negligible step. This page measures that mechanism. The search tests condition (14),
 #
 # $$\varphi(\alpha) = f\big(x^k - \alpha d_k,\ \hat y(x^k - \alpha d_k)\big) \le f_{\text{ref}} - p\,\alpha\,\|d_k\|^2_* + \delta,$$
 #
@@ -46,7 +46,7 @@
 # downstairs). The grid: 3 readings × $\delta \in \{0, 10^{-6}, 10^{-3}\}$ ×
 # BiSLS-SGD/Adam × upper reset option 1 or 3 ($\eta = 2$), with the early exit on
 # (`early_exit=True`, `on_failure="floor"`); the exit-off comparison reruns
-# $\delta = 0$, option 3 on the first 3 seeds. A smaller problem than the figure pages,
+# $\delta = 0$, option 3 on the first `n_compare` seeds (all 5). A smaller problem than the figure pages,
 # so that the whole page computes within about 20 CPU-minutes on one core.
 # ```
 
@@ -166,7 +166,7 @@ print(experiments.record_claim(
 # %% [markdown]
 # ## What this means for the claims it bears on
 #
-# The numbers below are those printed above (5 seeds; the exit comparison on 3).
+# The numbers below are those printed above (5 seeds, the exit comparison included).
 #
 # - **The mechanism.** In almost every search the slope of the trial is shallower
 #   than the $-p\|d_k\|^2_*$ that (14) asks (ratio below 1 in 99-100 % of the searches,
@@ -182,13 +182,15 @@ print(experiments.record_claim(
 #   exit does not change them: with the printed reading and `on_failure="floor"` it gives
 #   the same steps, bit for bit, and the same final losses (its prediction was never
 #   wrong there); only the cost falls.
-# - **Figure 13** (search cost): with $\delta = 0$ half of the rounds are spent in failed
-#   searches. With the exit on, option 3 costs 1.3-1.8 upper rounds per iteration
-#   (0.4-0.6 decades at $w = 0.5$) instead of 27-28 (about 8 decades), the order of the paper's
-#   ~9 rounds at $w = 0.9$ (0.4 decades).
+# - **Figure 13** (search cost): with $\delta = 0$ about half of the searches fail, and
+#   with the exit off they spend nearly all of the rounds (the whole budget each). With the
+#   exit on, option 3 costs 1.3-1.8 upper rounds per iteration (0.4-0.6 decades at
+#   $w = 0.5$) instead of 26-27 (about 8 decades), the order of the paper's ~9 rounds at
+#   $w = 0.9$ (0.4 decades).
 # - **Figures 14 and 15** ($\delta$ over orders of magnitude; $\delta > 0$ as a safeguard):
 #   with the printed reading the offset dwarfs small slacks, so $\delta = 10^{-6}$ changes
-#   nothing and $10^{-3}$ little. With a zero-offset reading any $\delta > 0$ makes every
+#   nothing and $10^{-3}$ little here (on the larger problem of Figures 14 and 15 it about
+#   halves the failed searches). With a zero-offset reading any $\delta > 0$ makes every
 #   search satisfiable, but the accepted steps are then what $\delta$ buys (median
 #   $\alpha$ about $4\cdot 10^{-5}$ at $\delta = 10^{-6}$ against $0.02$ at $10^{-3}$ for
 #   BiSLS-SGD), and at $\delta = 10^{-6}$ the round-off guard accepts 6-21 % of them
@@ -198,5 +200,5 @@ print(experiments.record_claim(
 #   later search below the resolution of $f$ (the round-off guard: it stalls). The exit
 #   turns such a search into a failure, which Algorithm 3 does not remember. The few
 #   searches it stopped that (14) would have accepted (`one_step`, `penultimate`) were
-#   accepted at steps of $10^{-9}$ to $10^{-5}$ with a predicted margin below the
+#   accepted at steps of $10^{-10}$ to $10^{-5}$ with a predicted margin below the
 #   resolution of $f$ in single precision: decided at round-off as well.
