@@ -165,9 +165,9 @@ print(experiments.record_claim(
                    + f") at w = {sz['w']}; the paper's counts are "
                    + "/".join(f"{n * paper_decade:.1f}" for n in (89 if m == "BiSLS-SGD" else 115, 9, 4))
                    + " decades at w = 0.9" for m in METHODS) + f"; per seed (far fewer: below half): {res['text']}",
-    why=res["why"] + ("; " if res["why"] else "") + "about half of the searches fail (delta = 0) and a "
-    "failure costs the whole budget whatever the option (an early exit of hopeless searches cuts that "
-    "cost with the same steps: search_condition14)"))
+    why=res["why"] + ("; " if res["why"] else "") + "about half of the searches fail (delta = 0); "
+    "they stop early (search_condition14) and cost few rounds, so the counts are mostly those of the "
+    "searches that succeed"))
 
 # %%
 # per run: the (a) runs (n_runs of them) share the lower search of the β_b0 = 100 row of (b)
