@@ -184,9 +184,10 @@ for problem, grid in grids.items():
 # products only. BiSLS's searches also evaluate functions: each upper trial evaluates $f$
 # (its gradient of $g$ is already counted) and each lower round evaluates $g$. Counted as
 # a second axis, and then added to the budget one call each (an upper bound on their
-# cost: a function value is cheaper than a gradient), they can only move BiSLS to the
-# left of its rivals; the lines below say how far, and which method is best at the
-# equal budget of all calls.
+# cost: a function value is cheaper than a gradient), they move BiSLS's curves to the
+# right (more calls per iteration). The equal budget moves too (the smallest total of
+# all calls over the methods), so a loss at that budget can go either way; the lines
+# below give each loss and which method is best at the equal budget of all calls.
 
 # %%
 T_of = {"hyperrep": hr["T"], "distillation": sizes["T_distill"]}
