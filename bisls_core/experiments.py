@@ -315,6 +315,24 @@ def _reproduces(record: Mapping[str, Any], stored: Mapping[str, np.ndarray]) -> 
     return True
 
 
+def _same_claim(new: Any, old: Any) -> bool:
+    """Does a recomputed claim record ``new`` reproduce the stored ``old``: the same
+    keys, text and integers, floats equal to :data:`REPRODUCE_RTOL` (an interval is
+    computed from stored arrays, but its last bits can depend on the CPU's vector
+    instructions)?"""
+    if isinstance(new, float) or isinstance(old, float):
+        if isinstance(new, bool) or isinstance(old, bool):
+            return False
+        if not all(isinstance(v, (int, float)) for v in (new, old)):
+            return False
+        return bool(np.isclose(new, old, rtol=REPRODUCE_RTOL, atol=0.0, equal_nan=True))
+    if isinstance(new, Mapping) and isinstance(old, Mapping):
+        return set(new) == set(old) and all(_same_claim(new[k], old[k]) for k in new)
+    if isinstance(new, (list, tuple)) and isinstance(old, (list, tuple)):
+        return len(new) == len(old) and all(_same_claim(a, b) for a, b in zip(new, old))
+    return type(new) is type(old) and new == old
+
+
 def _write_entry(path: Path, key: str, record: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {k: np.asarray(v) for k, v in record.items()}
@@ -850,7 +868,8 @@ def record_claim(
 
     Written to ``results_dir(scale)/<scale>/claims/<notebook>.json`` (the committed
     ``results/`` only at the book's scale, see :func:`results_dir`), atomically, one
-    entry per ``claim_id``, and only when it changes; ``scripts/scorecard.py`` turns
+    entry per ``claim_id``, and only when it changes (a record whose floats differ from
+    the stored one by round-off, to :data:`REPRODUCE_RTOL`, keeps the stored one); ``scripts/scorecard.py`` turns
     every such file into the
     book's replication scorecard. Returns the line a notebook prints, e.g.
     ``"claim fig04-spsb-fast: held (SPSB ...)"``.
@@ -876,10 +895,13 @@ def record_claim(
         before, claims = None, {}
     if not isinstance(claims, dict):
         claims = {}
-    claims[claim_id] = {"claim": claim, "paper": paper, "ours": ours, "verdict": verdict,
-                        "scale": scale, "why": why, "notebook": notebook}
+    record = {"claim": claim, "paper": paper, "ours": ours, "verdict": verdict,
+              "scale": scale, "why": why, "notebook": notebook}
     if interval is not None:
-        claims[claim_id].update(interval.as_record())
+        record.update(interval.as_record())
+    # the round-off of another CPU in the statistics keeps the stored record
+    if not _same_claim(record, claims.get(claim_id)):
+        claims[claim_id] = record
     text = json.dumps(claims, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     if text != before:  # the same claims leave the file untouched
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,3 +32,22 @@ def test_record_claim_accepts_inconclusive_and_rejects_a_bad_interval(tmp_path, 
         E.record_claim("nb", "nb-3", verdict="held", interval=[0.0, 1.0], **args)
     with pytest.raises(ValueError, match="verdict"):
         E.record_claim("nb", "nb-3", verdict="maybe", **args)
+
+
+def test_record_claim_keeps_a_record_that_differs_only_by_round_off(tmp_path, monkeypatch):
+    """Another CPU can change the last bits of an interval computed from the same stored
+    arrays: the committed record stays byte for byte; a real change is written."""
+    monkeypatch.setenv("BISLS_RESULTS", str(tmp_path))
+    path = tmp_path / "smoke" / "claims" / "nb.json"
+    args = dict(claim="c", paper="p", ours="o", scale="smoke", verdict="held")
+
+    def record(low, high, runs=5):
+        E.record_claim("nb", "nb-1", interval=V.Interval("slope", low, high, runs), **args)
+        return path.read_bytes()
+
+    first = record(-2.626288294464019, -1.5848419060703955)
+    assert record(-2.6262882944640187, -1.584841906070396) == first
+    assert json.loads(first)["nb-1"]["interval"] == [-2.626288294464019, -1.5848419060703955]
+    assert record(-2.62, -1.5848419060703955) != first
+    changed = path.read_bytes()
+    assert record(-2.62, -1.5848419060703955, runs=6) != changed  # an integer is exact
