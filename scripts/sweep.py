@@ -417,7 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                         help="any other submitit parameter, e.g. gpus_per_node=1 (repeatable)")
     parser.add_argument("--output", type=Path, help="executed copy (default .scratch/sweep/)")
-    parser.add_argument("--scale", default="cpu", help="with --grid")
+    parser.add_argument("--scale", default=None, help="with --grid (default: the book's "
+                        "scale, $BISLS_BOOK_SCALE, else cpu)")
     parser.add_argument("--n-runs", type=int, default=None, help="with --grid (default 1; "
                         "8 with --speedup)")
     parser.add_argument("--seed", type=int, default=0, help="with --grid")
@@ -438,6 +439,9 @@ def plan(args: argparse.Namespace) -> tuple[list[str], object]:
     spec = executor_spec(args)
     describe_spec(spec)
     if args.grid:
+        from bisls_core.experiments import book_scale
+
+        args.scale = args.scale or book_scale()
         if args.notebook or args.parameters:
             raise SweepError("give either a notebook (with -p) or --grid, not both")
         n_runs = args.n_runs or 1

@@ -417,3 +417,13 @@ def test_parameters_parse_as_papermill():
     for text in ("paper", "5", "-2", "0.5", "1e-3", "True", "False", "None", "inf", "cuda"):
         assert sweep.papermill_value(text) == _resolve_type(text)
         assert type(sweep.papermill_value(text)) is type(_resolve_type(text))
+
+
+def test_grid_scale_defaults_to_the_book_scale(capsys, monkeypatch):
+    """``sweep.py --grid`` without ``--scale`` runs at the book's scale."""
+    for scale in ("smoke", "cpu"):
+        monkeypatch.setenv("BISLS_BOOK_SCALE", scale)
+        capsys.readouterr()
+        sweep.main(["--grid", "scripts.sweep:demo_grid", "--dry-run"])
+        lines = capsys.readouterr().out.splitlines()
+        assert f"scale      {scale}" in lines, lines
