@@ -64,7 +64,7 @@ from bisls_core.sweeps import claims, hyperrep
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
 scale = opts["scale"]  # the book's scale when the parameter is None
-sz = hyperrep.sizes(scale, K=K, T=T, batch=batch, n_train=n_train, n_runs=n_runs)
+sz = hyperrep.sizes(scale, K=K, T=T, batch=batch, n_train=n_train, n_runs=n_runs, data_root=data_root)
 sz["data_root"] = data.mnist_root(data_root)  # None: the shipped subset (cache keys unchanged)
 print(data.mnist_in_use(sz["data_root"]))
 {k: sz[k] for k in ("n_train", "n_val", "batch", "T", "cg", "K", "w", "max_rounds", "n_runs")}

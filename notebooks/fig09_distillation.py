@@ -66,7 +66,7 @@ from bisls_core.sweeps import claims, distillation
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
 scale = opts["scale"]  # the book's scale when the parameter is None
-sz = distillation.sizes(scale, K=K, T=T, n_real=n_real, n_runs=n_runs)
+sz = distillation.sizes(scale, K=K, T=T, n_real=n_real, n_runs=n_runs, data_root=data_root)
 sz["data_root"] = data.mnist_root(data_root)  # None: the shipped subset (cache keys unchanged)
 print(data.mnist_in_use(sz["data_root"]))
 {k: sz[k] for k in ("n_real", "n_val", "K", "T", "neumann_steps", "n_runs")}

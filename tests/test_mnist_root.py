@@ -40,3 +40,24 @@ def test_default_root_leaves_the_configuration_unchanged(module, method, tmp_pat
     assert module.config({**sz, "data_root": None}, method) == plain  # same cache key
     full = module.config({**sz, "data_root": str(tmp_path)}, method)
     assert full["problem_args"] == {**plain["problem_args"], "data_root": str(tmp_path)}
+
+
+def test_sizes_count_the_digits_of_the_set_in_use(tmp_path, monkeypatch):
+    """``n_train``/``n_real`` are checked against the set ``data_root`` names (here a
+    stand-in for the full 60,000 training digits), not always the shipped subset."""
+    monkeypatch.delenv(data.MNIST_ROOT_ENV, raising=False)
+    shipped = data.load_mnist(train=True).n
+    real = data.load_mnist
+
+    class Full:
+        n = 60_000
+
+    monkeypatch.setattr(data, "load_mnist", lambda root=None, download=False, train=True:
+                        Full() if root is not None else real(None, download, train))
+    big = shipped + 1000
+    with pytest.raises(ValueError, match="n_train"):
+        hyperrep.sizes("smoke", n_train=big, n_val=100)
+    assert hyperrep.sizes("smoke", n_train=big, n_val=100, data_root=str(tmp_path))["n_train"] == big
+    with pytest.raises(ValueError, match="n_real"):
+        distillation.sizes("smoke", n_real=big)
+    assert distillation.sizes("smoke", n_real=big, data_root=str(tmp_path))["n_real"] == big

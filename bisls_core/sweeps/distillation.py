@@ -93,20 +93,20 @@ _FIXED_LOWER = ("SGD", "Adam", "decaying-step SGD", "BiSPS")
 BATCH_REAL = 10
 
 
-def sizes(scale: str, **overrides) -> dict:
+def sizes(scale: str, data_root=None, **overrides) -> dict:
     """``PRESETS[scale]`` with the notebook's overrides (``None`` = preset), checked:
     ``n_real`` holds at least one upper batch of :data:`BATCH_REAL` digits and, when
-    given, no more than the training digits available (the problem would silently
-    use fewer)."""
+    given, no more than the training digits of the set the runs use (``data_root``, see
+    :func:`bisls_core.data.mnist_root`; the problem would silently use fewer)."""
     from ..experiments import scaled
 
     out = scaled(scale, PRESETS, **overrides)
     at_least(out, "n_real", BATCH_REAL, f"each upper-level batch draws {BATCH_REAL} of the "
              f"n_real real digits, so n_real must be at least {BATCH_REAL}")
     if overrides.get("n_real") is not None:
-        from ..data import load_mnist
+        from ..data import load_mnist, mnist_root
 
-        at_most(out, "n_real", load_mnist(train=True).n,
+        at_most(out, "n_real", load_mnist(mnist_root(data_root), train=True).n,
                 "that is all the training digits available")
     return out
 

@@ -94,11 +94,12 @@ BISLS_BASE: dict = dict(alpha=10.0, beta=100.0, reset_upper="grow", eta=2.0,
                         reset_lower="reset", delta=0.0, p=0.5, early_exit=True)
 
 
-def sizes(scale: str, **overrides) -> dict:
+def sizes(scale: str, data_root=None, **overrides) -> dict:
     """``PRESETS[scale]`` with the notebook's overrides (``None`` = preset).
 
     An explicit ``n_runs`` also sets ``n_sweep`` (a user asking for 5 runs gets
-    5 runs everywhere).
+    5 runs everywhere). Explicit ``n_train``/``n_val`` are checked against the training
+    digits of the set the runs use (``data_root``, see :func:`bisls_core.data.mnist_root`).
     """
     from ..experiments import scaled
 
@@ -110,9 +111,9 @@ def sizes(scale: str, **overrides) -> dict:
     at_most(out, "batch", "n_val", "each upper-level batch is drawn from the n_val "
             "validation digits; lower batch or raise n_val")
     if overrides.get("n_train") is not None or overrides.get("n_val") is not None:
-        from ..data import load_mnist
+        from ..data import load_mnist, mnist_root
 
-        digits = load_mnist(train=True).n
+        digits = load_mnist(mnist_root(data_root), train=True).n
         if out["n_train"] + out["n_val"] > digits:
             raise ValueError(f"n_train + n_val = {out['n_train']} + {out['n_val']} is larger "
                              f"than the {digits:,} training digits available (both sets are "
