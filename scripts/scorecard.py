@@ -377,13 +377,14 @@ def render_scales(runs: dict[tuple[str, str], dict], scale: str | None = None) -
 #: What a recompute on a second machine found (measured once, 2026-12-06, with the
 #: comparison of each recomputed cache entry's final value with the committed one).
 RERUN_ON_ANOTHER_CPU = [
-    "gave identical single-level quadratic runs (fig04, fig10); final losses on w8a within",
-    "0.6 % of the committed ones in 90 % of the runs; hyper-representation final validation",
-    "losses within 2 % in 90 % of the runs (median 0.2 %), one run of 175 diverging on one",
-    "machine only; distillation within 0.8 % in 90 % of the runs; the parameter-free",
-    "baselines' runs a median 0.03 % apart, but a tenth of them by more than half (runs",
-    "near divergence). Every verdict it",
-    "recomputed (23 of the 36 claims) was the same.",
+    "gave the same final values for the quadratic runs (fig04, fig10) and the condition (14)",
+    "runs;",
+    "final losses on w8a within 0.6 % of the committed ones in 90 % of the runs;",
+    "hyper-representation final validation losses within 4 % in 90 % of the runs (median",
+    "0.15 %), one run of 244 diverging on one machine only; distillation within 0.7 % in",
+    "90 % of the runs; the parameter-free baselines' runs a median 0.03 % apart, but a",
+    "tenth of them by more than half (runs near divergence). Every verdict it recomputed",
+    "(30 of the 36 claims) was the same.",
 ]
 
 
