@@ -869,9 +869,8 @@ def record_claim(
     Written to ``results_dir(scale)/<scale>/claims/<notebook>.json`` (the committed
     ``results/`` only at the book's scale, see :func:`results_dir`), atomically, one
     entry per ``claim_id``, and only when it changes (a record whose floats differ from
-    the stored one by round-off, to :data:`REPRODUCE_RTOL`, keeps the stored one); ``scripts/scorecard.py`` turns
-    every such file into the
-    book's replication scorecard. Returns the line a notebook prints, e.g.
+    the stored one by round-off, to :data:`REPRODUCE_RTOL`, keeps the stored one);
+    ``scripts/scorecard.py`` turns every such file into the book's replication scorecard. Returns the line a notebook prints, e.g.
     ``"claim fig04-spsb-fast: held (SPSB ...)"``.
 
     ``interval`` (a :class:`bisls_core.verdicts.Interval`, the 95 % interval of the
