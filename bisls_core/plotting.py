@@ -137,8 +137,10 @@ def plot_runs(
 def figures_dir(scale: str | None = None) -> Path:
     """Where the figures of a run at ``scale`` are written: ``$BISLS_FIGURES`` when set;
     otherwise ``<repo>/figures`` for the book's scale
-    (:func:`bisls_core.experiments.book_scale`) and ``<repo>/.scratch/figures/<scale>``,
-    which git ignores, for any other. ``scale=None``: the scale of this process's runs
+    (:func:`bisls_core.experiments.book_scale`) when this process updates the book
+    (:func:`bisls_core.experiments.writes_book`: ``make results``, ``make notebooks``),
+    and ``<repo>/.scratch/figures/<scale>``, which git ignores, for every other run.
+    ``scale=None``: the scale of this process's runs
     (:func:`bisls_core.experiments.scale_in_use`), the book's when there were none."""
     env = os.environ.get("BISLS_FIGURES")
     if env:
@@ -146,10 +148,10 @@ def figures_dir(scale: str | None = None) -> Path:
     else:
         scale = scale or experiments.scale_in_use() or experiments.book_scale()
         check_choice("scale", scale, experiments.SCALES)
-        if scale == experiments.book_scale():
-            d = experiments.repo_root() / "figures"
+        if scale == experiments.book_scale() and experiments.writes_book():
+            d = experiments.scales.repo_root() / "figures"
         else:
-            d = experiments.scratch_dir() / "figures" / scale
+            d = experiments.scales.scratch_dir() / "figures" / scale
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -191,7 +193,8 @@ def save(fig, name: str, formats: Sequence[str] = ("png", "svg"), *,
     one level of 255 (the anti-aliasing of a line moved by a round-off, e.g. a fit by
     another CPU's LAPACK), and then its other formats too (an SVG's coordinates and clip
     ids move with the same round-off). So a rerun that draws the same figure changes no file.
-    A figure of a run at a scale other than the book's goes to a folder git ignores
+    A figure goes into the committed ``figures/`` only from a command that updates the
+    book at its scale; any other goes to a folder git ignores
     (:func:`figures_dir`). Each PNG and SVG states its scale in its metadata
     (:func:`scale_note`, read back by :func:`figure_scale`), not in its pixels. In plan
     mode (:func:`bisls_core.experiments.plan_path`) it writes nothing and returns ``[]``."""

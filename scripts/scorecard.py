@@ -28,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bisls_core.experiments import book_scale, results_dir  # noqa: E402
+from bisls_core.experiments import book_scale, committed_results_dir  # noqa: E402
 
 OUT = ROOT / "book" / "scorecard.md"
 SUMMARY_FIG = ROOT / "book" / "scorecard_summary.svg"
@@ -69,7 +69,7 @@ def collect(scale: str | None = None) -> dict[str, tuple[str, dict]]:
     of any other scale are not the pages' and are left out."""
     scale = scale or book_scale()
     return {path.stem: (scale, json.loads(path.read_text()))
-            for path in sorted((results_dir(scale) / scale / "claims").glob("*.json"))}
+            for path in sorted((committed_results_dir() / scale / "claims").glob("*.json"))}
 
 
 def is_beyond(notebook: str) -> bool:
@@ -293,7 +293,7 @@ def collect_runs(scale: str | None = None) -> dict[tuple[str, str], dict]:
 
     out: dict[tuple[str, str], dict] = {}
     for scale in (scale or book_scale(),):
-        base = results_dir(scale) / scale
+        base = committed_results_dir() / scale
         if not base.is_dir():
             continue
         for folder in sorted(p for p in base.iterdir() if p.is_dir() and p.name != "claims"):

@@ -175,6 +175,16 @@ def test_only_the_book_scale_writes_into_the_committed_folders(monkeypatch):
     monkeypatch.delenv("BISLS_RESULTS")
     monkeypatch.delenv("BISLS_FIGURES", raising=False)
     assert E.book_scale() == E.BOOK_SCALE == "cpu"
+    # a user's run (no BISLS_WRITE_BOOK) writes to scratch at every scale, the book's too
+    monkeypatch.delenv("BISLS_WRITE_BOOK", raising=False)
+    assert E.results_dir("cpu") == E.results_dir() == ROOT / ".scratch" / "results"
+    assert plotting.figures_dir("cpu") == ROOT / ".scratch" / "figures" / "cpu"
+    assert E.read_dirs("cpu") == [ROOT / "results", ROOT / ".scratch" / "results"]
+    monkeypatch.setenv("BISLS_WRITE_BOOK", "yes")
+    with pytest.raises(ValueError, match="BISLS_WRITE_BOOK"):
+        E.results_dir("cpu")
+    # make results / make notebooks: only the book's scale writes into results/ and figures/
+    monkeypatch.setenv("BISLS_WRITE_BOOK", "1")
     assert E.results_dir("cpu") == E.results_dir() == ROOT / "results"
     assert E.results_dir("smoke") == E.results_dir("paper") == ROOT / ".scratch" / "results"
     assert plotting.figures_dir("cpu") == ROOT / "figures"
@@ -190,7 +200,8 @@ def test_only_the_book_scale_writes_into_the_committed_folders(monkeypatch):
 
 def test_figures_follow_the_scale_of_the_runs(tmp_path, monkeypatch):
     monkeypatch.delenv("BISLS_FIGURES", raising=False)
-    monkeypatch.setattr(E, "repo_root", lambda: tmp_path)
+    monkeypatch.setenv("BISLS_WRITE_BOOK", "1")
+    monkeypatch.setattr(E.scales, "repo_root", lambda: tmp_path)
     grid(scale="smoke")
     assert E.scale_in_use() == "smoke"
     fig, ax = plt.subplots()
@@ -256,7 +267,8 @@ def test_a_png_within_round_off_is_kept_and_a_changed_one_replaced(tmp_path, mon
 
 def test_claims_of_another_scale_go_to_scratch_and_same_claims_stay(tmp_path, monkeypatch):
     monkeypatch.delenv("BISLS_RESULTS")
-    monkeypatch.setattr(E, "repo_root", lambda: tmp_path)
+    monkeypatch.setenv("BISLS_WRITE_BOOK", "1")
+    monkeypatch.setattr(E.scales, "repo_root", lambda: tmp_path)
     args = dict(claim="c", paper="p", ours="o", verdict="held")
     E.record_claim("nb", "nb-1", scale="smoke", **args)
     assert (tmp_path / ".scratch" / "results" / "smoke" / "claims" / "nb.json").is_file()
@@ -286,12 +298,13 @@ def test_read_only_cache_folder_fails_before_any_run(tmp_path, monkeypatch):
     """The folder exists but cannot be written (as a non-root user on a read-only
     folder; mocked here, since root writes anywhere)."""
     monkeypatch.delenv("BISLS_RESULTS")
-    monkeypatch.setattr(E, "repo_root", lambda: tmp_path)
+    monkeypatch.setenv("BISLS_WRITE_BOOK", "1")
+    monkeypatch.setattr(E.scales, "repo_root", lambda: tmp_path)
 
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(E.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(E.cache.tempfile, "mkstemp", denied)
     with pytest.raises(OSError) as err:
         grid(scale="cpu")
     text = str(err.value)
@@ -319,7 +332,7 @@ def test_a_cached_grid_needs_no_writable_folder(monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(E.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(E.cache.tempfile, "mkstemp", denied)
     again = grid()
     assert len(CALLS) == 4 and _same(first["A"], again["A"])
 
