@@ -29,7 +29,7 @@ import numpy as np
 from . import scales as _scales
 from .scales import book_scale, writes_book
 
-__all__ = ["REPRODUCE_RTOL", "cache_key", "committed_results_dir", "results_dir",
+__all__ = ["ENTRY_META_SCHEMA", "RECORD_LAYOUTS", "REPRODUCE_RTOL", "cache_key", "check_record", "committed_results_dir", "results_dir",
            "read_dirs", "results_setting"]
 
 def committed_results_dir() -> Path:
@@ -100,10 +100,30 @@ def _runner_id(fn: Callable) -> str:
     return f"{name}@{getattr(fn, 'cache_version', '1')}"
 
 
+def _key_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The configuration as the key sees it: a ``problem_args["data_root"]`` folder is
+    replaced by the identity of the data the run actually loads from it
+    (:func:`bisls_core.data.mnist_identity`): dropped when that is the shipped subset
+    (the same data as a run without ``data_root``, the same key), ``"data"`` (the set's
+    size and SHA-256) otherwise. A folder that held no MNIST and later holds one gives
+    another key, so a subset result is never served as a full-MNIST one."""
+    args = config.get("problem_args")
+    if not isinstance(args, Mapping) or args.get("data_root") is None:
+        return config
+    from .data import mnist_identity
+
+    identity = mnist_identity(args["data_root"])
+    args = {k: v for k, v in args.items() if k != "data_root"}
+    if identity is not None:
+        args["data"] = identity
+    return {**config, "problem_args": args}
+
+
 def cache_key(fn: Callable, config: Mapping[str, Any], seed: int) -> str:
-    """SHA-256 of the runner's identity and version, the configuration and the seed."""
+    """SHA-256 of the runner's identity and version, the configuration (its data folder
+    as the identity of the data it holds, :func:`_key_config`) and the seed."""
     payload = json.dumps(
-        {"runner": _runner_id(fn), "config": _canonical(config), "seed": int(seed)},
+        {"runner": _runner_id(fn), "config": _canonical(_key_config(config)), "seed": int(seed)},
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -123,17 +143,85 @@ def _digest(arrays: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+#: The JSON schema of an entry's metadata (``__meta__``), checked on read and on write.
+ENTRY_META_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["key", "sha256", "runner", "config", "seed", "scale", "device", "seconds"],
+    "properties": {
+        "key": {"type": "string", "minLength": 1},
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "runner": {"type": "string", "pattern": "^[^@]+@[^@]+$"},
+        "config": {"type": "object"},
+        "seed": {"type": "integer", "minimum": 0},
+        "scale": {"enum": ["smoke", "cpu", "paper"]},
+        "device": {"type": "string"},
+        "seconds": {"type": "number", "minimum": 0},
+        "data": {"type": "string"},
+    },
+}
+
+#: The shapes of a runner's arrays, by array name (``fnmatch`` patterns, the first that
+#: matches decides): ``"K"`` is the run's number of iterations (its configuration's
+#: ``K``), ``"K+1"`` that plus one, ``"*"`` any length. A runner not listed here is
+#: checked for its dtypes only (numbers and booleans, one shape per name in a grid).
+RECORD_LAYOUTS: dict[str, tuple[tuple[str, tuple[str, ...] | None], ...]] = {
+    "bisls_core.bilevel.run_config": (("initial_*", ()), ("*_final", ("*",)), ("*", ("K",))),
+    "bisls_core.optim.run_single_level": (
+        ("step", ("K",)), ("bound", ("K",)), ("rounds", ("K",)), ("n_evals", ("K",)),
+        ("diverged", ()), ("x", ("K+1", "*")), ("*", None)),
+}
+
+
+def _dims(shape: tuple[str, ...], K: int | None) -> list[int | None]:
+    return [None if d == "*" or K is None else K + (1 if d == "K+1" else 0) for d in shape]
+
+
+def check_record(arrays: Mapping[str, np.ndarray], runner: str, config: Mapping[str, Any],
+                 where: str) -> None:
+    """Check one run's arrays: numbers or booleans only, and, for a runner of
+    :data:`RECORD_LAYOUTS`, each array's shape against the run's length ``K``.
+    ``ValueError`` naming ``where`` (the entry's file) and the array."""
+    from fnmatch import fnmatch
+
+    layout = RECORD_LAYOUTS.get(runner.rpartition("@")[0], ())
+    K = config.get("K") if isinstance(config.get("K"), int) else None
+    for name, a in arrays.items():
+        if a.dtype.kind not in "biuf":
+            raise ValueError(f"{where}: array {name!r} has dtype {a.dtype} (a record holds "
+                             "numbers and booleans only)")
+        shape = next((shape for pattern, shape in layout if fnmatch(name, pattern)), None)
+        if shape is None:
+            continue
+        ok = a.ndim == len(shape) if "*" not in shape[1:] else a.ndim >= 1
+        want = _dims(shape, K)
+        if not ok or any(w is not None and w != n for w, n in zip(want, a.shape)):
+            raise ValueError(f"{where}: array {name!r} has shape {a.shape}; a run of "
+                             f"{runner} with K = {K} stores {shape} there (K: the run's "
+                             "iterations)")
+
+
+def _check_meta(meta: Any, where: str) -> None:
+    import jsonschema
+
+    errors = list(jsonschema.Draft202012Validator(ENTRY_META_SCHEMA).iter_errors(meta))
+    if errors:
+        path = "/".join(map(str, errors[0].absolute_path)) or "metadata"
+        raise ValueError(f"{where}: {path}: {errors[0].message}")
+
+
 def _load_entry(path: Path, key: str) -> dict[str, np.ndarray]:
-    """The stored record, verified; raises (any exception) if it is not this key's
-    complete entry."""
+    """The stored record, verified (key, schema, layout, checksum); raises (any
+    exception) if it is not this key's complete and valid entry."""
     with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
         record = {k: data[k] for k in data.files}
     meta = json.loads(str(record.pop("__meta__")))
     if not isinstance(meta, dict) or meta.get("key") != key:
         raise ValueError("it is not the entry of this key")
-    if "sha256" in meta:  # entries written before the checksum are read as they are
-        if _digest(record) != meta["sha256"]:
-            raise ValueError("its arrays do not match their checksum")
+    _check_meta(meta, "its metadata")
+    if _digest(record) != meta["sha256"]:
+        raise ValueError("its arrays do not match their checksum")
+    check_record(record, meta["runner"], meta["config"], "its arrays")
     return record
 
 
@@ -182,6 +270,9 @@ def _write_entry(path: Path, key: str, record: Mapping[str, Any], meta: Mapping[
     if "__meta__" in arrays:
         raise ValueError("a record cannot hold the key '__meta__' (the cache's metadata)")
     meta = {**meta, "key": key, "sha256": _digest(arrays)}
+    if "runner" in meta:  # a cache entry (a bare test file names no runner)
+        _check_meta(meta, f"cache entry {path}")
+        check_record(arrays, meta["runner"], meta["config"], f"cache entry {path}")
     arrays["__meta__"] = np.asarray(json.dumps(meta, sort_keys=True))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     try:
@@ -189,10 +280,20 @@ def _write_entry(path: Path, key: str, record: Mapping[str, Any], meta: Mapping[
             np.savez_compressed(fh, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
+        _umask_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask_mode(path: Path | str) -> None:
+    """Give a file made by :func:`tempfile.mkstemp` (mode 0600) the mode of a file made
+    by ``open``: 0666 less the process's umask, so entries and claim files can be read by
+    the others that may read the checkout."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def _check_writable(folder: Path, scale: str) -> None:

@@ -309,14 +309,33 @@ def _torchvision_mnist(
     return ds.data, ds.targets
 
 
-@lru_cache(maxsize=8)
+def _folder_signature(root: str | None) -> str:
+    """Names, sizes and modification times of the files under ``root/MNIST/raw``: a
+    folder whose MNIST appears, changes or goes is loaded afresh, not from memory."""
+    if root is None:
+        return ""
+    raw = Path(root).expanduser() / "MNIST" / "raw"
+    if not raw.is_dir():
+        return "-"
+    return ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                    for p in sorted(raw.iterdir()) if p.is_file())
+
+
 def _load_uint8(
     root: str | None, download: bool, train: bool, data_dir: str, cache: str
 ) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """Load one split as ``uint8`` images and ``int64`` labels; cached in memory.
+    """Load one split as ``uint8`` images and ``int64`` labels; cached in memory while
+    the folder's files stay as they are (:func:`_folder_signature`)."""
+    return _load_uint8_cached(root, download, train, data_dir, cache, _folder_signature(root))
 
-    ``data_dir`` and ``cache`` are part of the key so that a changed location
-    (``DATA_DIR``, ``BISLS_DATA_CACHE``) is loaded afresh.
+
+@lru_cache(maxsize=8)
+def _load_uint8_cached(
+    root: str | None, download: bool, train: bool, data_dir: str, cache: str, signature: str
+) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """:func:`_load_uint8`, cached in memory. ``data_dir``, ``cache`` and ``signature``
+    are part of the key so that a changed location (``DATA_DIR``, ``BISLS_DATA_CACHE``) or
+    a changed folder is loaded afresh.
     """
     split = "training" if train else "test"
     if root is not None or download:
@@ -425,6 +444,30 @@ def mnist_root(data_root: str | os.PathLike[str] | None = None) -> str | None:
         raise ValueError(f"{name}: {str(data_root)!r} is not a folder; give a folder holding MNIST "
                          "in torchvision's layout, or None for the shipped subset")
     return str(path)
+
+
+def mnist_identity(root: str | os.PathLike[str] | None) -> str | None:
+    """The identity of the MNIST set that :func:`load_mnist` gives for ``root``: ``None``
+    when it is the shipped subset (``root`` is ``None``, or holds no MNIST and the loader
+    fell back to the subset), else ``"MNIST <train>+<test> digits, sha256 <digest>"``
+    with the SHA-256 of both splits' images and labels.
+
+    The results cache keys a run by this identity instead of the folder's path
+    (:func:`bisls_core.cache.cache_key`), so runs on a folder's full MNIST never share an
+    entry with runs on the subset, whatever the folder held when they were cached."""
+    if root is None:
+        return None
+    root_key = str(Path(root).expanduser().resolve())
+    args = (False, str(DATA_DIR), str(cache_dir().resolve()))
+    splits = [_load_uint8(root_key, args[0], train, *args[1:]) for train in (True, False)]
+    if all(source.startswith(SUBSET_SOURCE) for *_, source in splits):
+        return None
+    h = hashlib.sha256()
+    for images, labels, _ in splits:
+        h.update(images.numpy().tobytes())
+        h.update(labels.numpy().tobytes())
+    n_train, n_test = (int(labels.shape[0]) for _, labels, _ in splits)
+    return f"MNIST {n_train}+{n_test} digits, sha256 {h.hexdigest()}"
 
 
 def mnist_in_use(root: str | None) -> str:

@@ -293,6 +293,18 @@ def _log_use(fn, configs, *, name, scale, n_runs, seed) -> None:
         fh.write("".join(f"{path}\n" for path in paths))
 
 
+def _progress_line(**fields: Any) -> None:
+    """Append one JSON line per finished run to the file ``$BISLS_PROGRESS`` names (when
+    set): ``name``, ``label``, ``seed``, ``seconds``, ``done`` and ``total`` (the runs of
+    this grid to compute). ``scripts/run_notebooks.py`` reads it to print each run as it
+    finishes with an estimate of the time left, while papermill holds the page's output."""
+    target = os.environ.get("BISLS_PROGRESS", "").strip()
+    if target:
+        fields["seconds"] = round(float(fields["seconds"]), 3)
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(fields, sort_keys=True) + "\n")
+
+
 def _run_missing(fn, configs, todo, *, name, scale, seed, device, recompute, progress, executor):
     """Compute the runs ``todo`` of :func:`run_grid` (on ``executor``, or in-process when
     ``None``) and write each entry as soon as its run completes; returns ``(found, metas)``,
@@ -309,6 +321,7 @@ def _run_missing(fn, configs, todo, *, name, scale, seed, device, recompute, pro
     else:  # written as they complete: a failed or interrupted sweep keeps the others
         futures = {executor.submit(_one_run, fn, job[4], job[5], device): job for job in jobs}
         results = ((futures[f], f.result()) for f in as_completed(futures))
+    done = 0
     for (label, r, key, path, cfg, s), (record, seconds, dev) in results:
         meta = {"runner": _runner_id(fn), "config": _canonical(cfg), "seed": s,
                 "device": dev, "seconds": round(seconds, 3), "scale": scale}
@@ -322,6 +335,9 @@ def _run_missing(fn, configs, todo, *, name, scale, seed, device, recompute, pro
         found[(label, r)] = stored
         metas[(label, r)] = meta
         bar.update(1)
+        done += 1
+        _progress_line(name=name, label=label, seed=s, seconds=seconds, done=done,
+                       total=len(todo))
     bar.close()
     return found, metas
 
@@ -441,6 +457,28 @@ def _plan_grid(fn, configs, todo, found, *, plan, name, scale, n_runs, seed, dev
     return _stack_grid(configs, records, {}, n_runs)
 
 
+def _check_alike(fn, configs, found, *, name, scale, seed, n_runs) -> None:
+    """Every run of a configuration holds the same arrays (names, dtypes, shapes) before
+    they are stacked; ``ValueError`` naming the configuration, the array and the entry
+    files otherwise (a damaged or hand-edited entry, or entries of two code versions)."""
+    for label, config in configs.items():
+        runs = [found[(label, r)] for r in range(n_runs)]
+        ref = {k: (np.asarray(v).dtype, np.shape(v)) for k, v in runs[0].items()}
+        for r, run in enumerate(runs[1:], 1):
+            got = {k: (np.asarray(v).dtype, np.shape(v)) for k, v in run.items()}
+            if got == ref:
+                continue
+            bad = sorted(k for k in set(ref) | set(got) if ref.get(k) != got.get(k))[0]
+            files = [str(_entry_path(scale, name, cache_key(fn, dict(config), seed + i)))
+                     for i in (0, r)]
+            raise ValueError(
+                f"grid {name!r}, configuration {label!r}: array {bad!r} is "
+                f"{ref.get(bad, 'absent')} in run 0 and {got.get(bad, 'absent')} in run {r} "
+                f"(entries {files[0]} and {files[1]}, under the committed results/ or "
+                ".scratch/results/): the entries do not come from one code version; "
+                "delete the odd one (it is recomputed) or restore it from git")
+
+
 def _stack_grid(configs, found, metas, n_runs) -> Grid:
     """The :class:`Grid` of :func:`run_grid`: per label, each record's arrays stacked over
     the runs (axis 0), and ``grid.meta[label]`` the runs' metadata (``{}`` when cached)."""
@@ -523,6 +561,7 @@ def run_grid(
                                        device=device, recompute=recompute, progress=progress,
                                        executor=executor)
         found.update(computed)
+    _check_alike(fn, configs, found, name=name, scale=scale, seed=seed, n_runs=n_runs)
     return _stack_grid(configs, found, metas, n_runs)
 
 

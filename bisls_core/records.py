@@ -15,12 +15,95 @@ from typing import Any
 import numpy as np
 
 from . import verdicts
-from .cache import REPRODUCE_RTOL, results_dir
+from .cache import REPRODUCE_RTOL, _umask_mode, results_dir
 from .grids import plan_path
 from .scales import SCALES, _use_scale
 from .stepsizes import check_choice
 
-__all__ = ["VERDICTS", "record_claim"]
+__all__ = ["CLAIM_SCHEMA", "ClaimRecordError", "VERDICTS", "check_claims", "read_claims",
+           "record_claim"]
+
+#: A number of an interval: JSON has no infinities, so they are the strings "inf",
+#: "-inf" (and "nan"), as :meth:`bisls_core.verdicts.Interval.as_record` writes them.
+_BOUND = {"oneOf": [{"type": "number"}, {"enum": ["inf", "-inf", "nan"]}]}
+
+#: The JSON schema of one page's claim file: ``{claim_id: record}``, at least one claim.
+CLAIM_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "minProperties": 1,
+    "propertyNames": {"pattern": "^[A-Za-z0-9][A-Za-z0-9-]*$"},
+    "additionalProperties": {
+        "type": "object",
+        "required": ["claim", "paper", "ours", "verdict", "scale", "why", "notebook"],
+        "additionalProperties": False,
+        "properties": {
+            "claim": {"type": "string", "minLength": 1},
+            "paper": {"type": "string", "minLength": 1},
+            "ours": {"type": "string", "minLength": 1},
+            "verdict": {"enum": list(verdicts.VERDICTS)},
+            "scale": {"enum": list(SCALES)},
+            "why": {"type": "string"},
+            "notebook": {"type": "string", "minLength": 1},
+            "runs": {"type": "integer", "minimum": verdicts.MIN_RUNS},
+            "interval": {"type": "array", "minItems": 2, "maxItems": 2, "items": _BOUND},
+            "statistic": {"type": "string", "minLength": 1},
+        },
+        "dependentRequired": {"interval": ["runs", "statistic"], "runs": ["interval"],
+                              "statistic": ["interval"]},
+    },
+}
+
+
+class ClaimRecordError(ValueError):
+    """A claim file that cannot be read or does not follow :data:`CLAIM_SCHEMA`; the
+    message names the file, the claim and the key."""
+
+
+def _bound(v: Any) -> float:
+    return float(v)  # "inf", "-inf", "nan" and numbers alike
+
+
+def check_claims(claims: Any, path: Path | str) -> dict[str, dict]:
+    """``claims`` checked against :data:`CLAIM_SCHEMA` and the rules a schema cannot say
+    (each record's ``notebook`` is the file's name; an interval's low end is not above
+    its high end); :class:`ClaimRecordError` naming ``path``, the claim and the key."""
+    import jsonschema
+
+    path = Path(path)
+    errors = sorted(jsonschema.Draft202012Validator(CLAIM_SCHEMA).iter_errors(claims),
+                    key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        err = errors[0]
+        where = list(err.absolute_path)
+        claim = f"claim {where[0]!r}" if where else "the file"
+        key = f", key {where[1]!r}" if len(where) > 1 else ""
+        raise ClaimRecordError(f"claim record {path}: {claim}{key}: {err.message} "
+                               f"({len(errors)} problem(s); restore the file with "
+                               f"`git checkout -- {path}` or rerun its page with "
+                               "`make results`)")
+    for claim_id, record in claims.items():
+        if record["notebook"] != path.stem:
+            raise ClaimRecordError(f"claim record {path}: claim {claim_id!r}, key 'notebook': "
+                                   f"{record['notebook']!r} is not the file's page {path.stem!r}")
+        if "interval" in record:
+            low, high = map(_bound, record["interval"])
+            if low > high:
+                raise ClaimRecordError(f"claim record {path}: claim {claim_id!r}, key 'interval': "
+                                       f"its low end {low} is above its high end {high}")
+    return claims
+
+
+def read_claims(path: Path | str) -> dict[str, dict]:
+    """The claims of one page's file, checked (:func:`check_claims`); a file that is not
+    valid JSON is a :class:`ClaimRecordError` naming it and the line."""
+    path = Path(path)
+    try:
+        claims = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ClaimRecordError(f"claim record {path} is not valid JSON ({err}); restore it with "
+                               f"`git checkout -- {path}` or rerun its page") from err
+    return check_claims(claims, path)
 
 def _same_claim(new: Any, old: Any) -> bool:
     """Does a recomputed claim record ``new`` reproduce the stored ``old``: the same
@@ -78,13 +161,10 @@ def record_claim(
     if plan_path() is not None:  # a plan records no claim (its records are stand-ins)
         return line
     path = results_dir(scale) / scale / "claims" / f"{notebook}.json"
-    try:
+    before, claims = None, {}
+    if path.is_file():  # an invalid stored file is an error, never silently replaced
         before = path.read_text(encoding="utf-8")
-        claims = json.loads(before)
-    except (OSError, ValueError):
-        before, claims = None, {}
-    if not isinstance(claims, dict):
-        claims = {}
+        claims = read_claims(path)
     record = {"claim": claim, "paper": paper, "ours": ours, "verdict": verdict,
               "scale": scale, "why": why, "notebook": notebook}
     if interval is not None:
@@ -92,6 +172,7 @@ def record_claim(
     # the round-off of another CPU in the statistics keeps the stored record
     if not _same_claim(record, claims.get(claim_id)):
         claims[claim_id] = record
+    check_claims({claim_id: record}, path)  # what is written follows the schema too
     text = json.dumps(claims, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     if text != before:  # the same claims leave the file untouched
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +180,7 @@ def record_claim(
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
+            _umask_mode(tmp)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bisls_core.experiments import book_scale, committed_results_dir  # noqa: E402
+from bisls_core.records import ClaimRecordError, read_claims  # noqa: E402
 
 OUT = ROOT / "book" / "scorecard.md"
 SUMMARY_FIG = ROOT / "book" / "scorecard_summary.svg"
@@ -68,8 +69,14 @@ def collect(scale: str | None = None) -> dict[str, tuple[str, dict]]:
     the book's scale by default (:func:`bisls_core.experiments.book_scale`). The claims
     of any other scale are not the pages' and are left out."""
     scale = scale or book_scale()
-    return {path.stem: (scale, json.loads(path.read_text()))
-            for path in sorted((committed_results_dir() / scale / "claims").glob("*.json"))}
+    found = {path.stem: (scale, read_claims(path))  # checked: an invalid record stops the build
+             for path in sorted((committed_results_dir() / scale / "claims").glob("*.json"))}
+    missing = sorted(set(FAMILY) - set(found))
+    if found and missing:  # a page whose file is gone would silently drop its claims
+        raise ClaimRecordError(f"no claim file for the page(s) {missing} in "
+                               f"{committed_results_dir() / scale / 'claims'}: run "
+                               f"`make results` (or restore the files from git)")
+    return found
 
 
 def is_beyond(notebook: str) -> bool:

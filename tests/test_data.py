@@ -188,7 +188,7 @@ def test_mnist_cache_is_built_in_a_fresh_folder(
 
     # A damaged cache file is replaced from the shipped copy.
     (raw / "train-labels-idx1-ubyte").write_bytes(b"junk")
-    data._load_uint8.cache_clear()
+    data._load_uint8_cached.cache_clear()
     assert data.load_mnist(train=True).n == 8_000
 
 

@@ -13,6 +13,10 @@ import pytest
 
 from bisls_core import experiments as E
 
+#: The metadata of an entry written by hand (run_grid writes its own).
+META = {"runner": "tests.toy@1", "config": {}, "seed": 0, "scale": "smoke", "device": "cpu",
+        "seconds": 1.0}
+
 
 def toy_runner(config, *, seed, device):
     rng = np.random.default_rng(seed)
@@ -109,7 +113,7 @@ def test_kill_minus_9_during_write_leaves_no_entry(tmp_path):
         path = E._entry_path("smoke", "kill", "k" * 64)
         big = {{"x": np.random.default_rng(0).normal(size=30_000_000)}}
         print("writing", flush=True)
-        E._write_entry(path, "k" * 64, big, {{}})
+        E._write_entry(path, "k" * 64, big, {META!r})
         """
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -124,7 +128,7 @@ def test_kill_minus_9_during_write_leaves_no_entry(tmp_path):
 
 def _write_same(args):
     path, i = args
-    E._write_entry(path, "same", {"x": np.full(200_000, i, dtype=float)}, {})
+    E._write_entry(path, "same", {"x": np.full(200_000, i, dtype=float)}, META)
     return i
 
 
