@@ -4,6 +4,14 @@
                                              # the notebooks (execute_notebooks: force)
     python scripts/book.py --execute off -n -q  # `make test`: committed outputs, nitpicky
     python scripts/book.py --check-only      # only check an existing _build/html
+    python scripts/book.py --check-ready     # only check that the book's scale has results
+                                             # (`make book` and `make book-check` run it
+                                             # first, before scripts/scorecard.py)
+
+At a scale other than the committed one (``SCALE=paper``: ``$BISLS_BOOK_SCALE``), the
+book needs that scale's results first (``make paper``, then ``make book SCALE=paper``):
+without a claim file in ``results/<scale>/claims/``, ``--check-ready`` says so and
+exits 1, and ``make book`` stops before anything is rewritten.
 
 The English edition (``_config.yml``, ``_toc.yml``) is built into ``_build/html``,
 the French edition (``_config.yml`` with ``_config_fr.yml`` merged over it,
@@ -38,6 +46,42 @@ BIN = Path(sys.executable).parent
 # Kernels started by the build talk to it over encrypted sockets (CurveZMQ): see
 # bisls_core/_kernel.py. The Makefile sets the same variable for every target.
 PROVISIONER = "bisls-encrypted-provisioner"
+
+
+#: The scale of the committed book (``bisls_core.scales.BOOK_SCALE``): its results are
+#: in the repository, so a book at this scale is always ready.
+COMMITTED_SCALE = "cpu"
+SCALES = ("smoke", "cpu", "paper")
+
+
+def book_scale() -> str:
+    """The book's scale as the Makefile exports it: ``$BISLS_BOOK_SCALE``, else ``cpu``."""
+    return os.environ.get("BISLS_BOOK_SCALE", "").strip() or COMMITTED_SCALE
+
+
+def fill_command(scale: str) -> str:
+    """The command that computes the results of ``scale``."""
+    return "make paper" if scale == "paper" else f"make results SCALE={scale}"
+
+
+def check_ready(scale: str, results: Path | None = None) -> str | None:
+    """Why the book cannot be built at ``scale`` (``None``: it can).
+
+    At a scale other than the committed one, ``<results>/<scale>/claims/`` must hold a
+    claim file, else every page's cross-references to its claims are missing;
+    ``results`` defaults to the cache the book reads (``$BISLS_RESULTS``, else the
+    repository's ``results/``)."""
+    if scale not in SCALES:
+        return f"BISLS_BOOK_SCALE (SCALE=) must be one of {list(SCALES)}, got {scale!r}"
+    if scale == COMMITTED_SCALE:
+        return None
+    results = results or Path(os.environ.get("BISLS_RESULTS") or ROOT / "results")
+    claims = results / scale / "claims"
+    if any(claims.glob("*.json")):
+        return None
+    return (f"the book's scale is {scale!r} but {claims} holds no claim file: compute the "
+            f"results first: `{fill_command(scale)}`, then `make book SCALE={scale}` "
+            f"(nothing was built or rewritten)")
 
 
 def merge(base: dict, overlay: dict) -> dict:
@@ -107,7 +151,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="no Sphinx status lines (warnings are still shown, and fail the build)")
     parser.add_argument("--check-only", action="store_true",
                         help="do not build; only check the site already in _build/html")
+    parser.add_argument("--check-ready", action="store_true",
+                        help="only check that the book's scale ($BISLS_BOOK_SCALE) has results "
+                             "(exit 1 with the command that computes them when it has none)")
     args = parser.parse_args(argv)
+    why = None if args.check_only else check_ready(book_scale())
+    if why:
+        print(f"scripts/book.py: {why}", file=sys.stderr)
+        return 1
+    if args.check_ready:
+        return 0
     if not args.check_only:
         seconds = {ed: build(ed, args.execute, args.nitpicky, args.quiet) for ed in ("en", "fr")}
         print("built " + ", ".join(f"{ed} in {s:.0f} s" for ed, s in seconds.items())

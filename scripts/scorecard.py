@@ -303,7 +303,7 @@ def collect_runs(scale: str | None = None) -> dict[tuple[str, str], dict]:
         base = committed_results_dir() / scale
         if not base.is_dir():
             continue
-        for folder in sorted(p for p in base.iterdir() if p.is_dir() and p.name != "claims"):
+        for folder in sorted(p for p in base.iterdir() if p.is_dir() and any(p.glob("*.npz"))):
             stats = {"runs": 0, "seconds": 0.0, "devices": set()}
             for entry in sorted(folder.glob("*.npz")):
                 try:
@@ -358,13 +358,14 @@ def render_scales(runs: dict[tuple[str, str], dict], scale: str | None = None) -
         "MKL's linear solves, possibly the memory alignment of the arrays), and runs with",
         "line searches or",
         "many float32 iterations carry such differences forward, so their numbers differ.",
-        "A recompute from an empty cache on a second machine (an AVX2-only AMD CPU, December",
-        "2026; the committed cache was filled on another CPU)",
-        *RERUN_ON_ANOTHER_CPU,
-        "The verdicts rest on 95 % intervals over five runs, not on one run's last digits. A",
-        "recompute keeps a committed entry only when it reproduces it (to 1e-12) and",
-        "otherwise rewrites it, so a recompute on another machine shows changed files in git.",
+        *render_reproduction(scale),
+        "The verdicts rest on 95 % intervals over five runs, not on one run's last digits.",
+        "Only the commands meant to update the book (`make results`, `make notebooks`) write",
+        "into `results/`, `figures/` and the claim records; any other run, with or without",
+        "`recompute`, writes into `.scratch/`, so a rerun on another machine leaves `git status`",
+        "empty whatever its last bits.",
         "",
+        *render_timings(scale),
         "## Switching the book's scale",
         "",
         "One setting, `BISLS_BOOK_SCALE` (`smoke`, `cpu` or `paper`; `cpu` when unset),",
@@ -381,18 +382,58 @@ def render_scales(runs: dict[tuple[str, str], dict], scale: str | None = None) -
     return "\n".join(lines) + "\n"
 
 
-#: What a recompute on a second machine found (measured once, 2026-12-06, with the
-#: comparison of each recomputed cache entry's final value with the committed one).
-RERUN_ON_ANOTHER_CPU = [
-    "gave the same final values for the quadratic runs (fig04, fig10) and the condition (14)",
-    "runs;",
-    "final losses on w8a within 0.6 % of the committed ones in 90 % of the runs;",
-    "hyper-representation final validation losses within 4 % in 90 % of the runs (median",
-    "0.15 %), one run of 244 diverging on one machine only; distillation within 0.7 % in",
-    "90 % of the runs; the parameter-free baselines' runs a median 0.03 % apart, but a",
-    "tenth of them by more than half (runs near divergence). All 36 verdicts were the",
-    "same. The fill took 119 min on that machine (two worker processes, two pages at a time).",
-]
+def render_reproduction(scale: str) -> list[str]:
+    """The lines of the scales page on ``results/<scale>/reproduce.json``, the report of
+    ``make reproduce SAVE=1`` (``scripts/reproduce.py``); none typed by hand."""
+    path = committed_results_dir() / scale / "reproduce.json"
+    if not path.is_file():
+        return ["No reproduction report is committed at this scale yet (`make reproduce SAVE=1`).",
+                ""]
+    rep = json.loads(path.read_text(encoding="utf-8"))
+    lines = [f"`make reproduce` recomputed these pages on {rep['cpu']} ({rep['cores']} cores,",
+             f"{rep['date']}) and compared each cache entry and claim with the committed book",
+             "(`results/" + scale + "/reproduce.json`). An entry is *identical* (bit for bit),",
+             "*within 1e-12* (relative), or *drifted*, with the largest relative difference of",
+             "its runs' final values; a claim keeps its verdict or not, and the centre of the",
+             "recomputed interval lies inside the committed interval or not.", "",
+             "| page | entries | identical | within 1e-12 | drifted | largest drift | "
+             "same verdict | centre inside |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for page, row in sorted(rep["pages"].items()):
+        claims = row["claims"].values()
+        same = sum(c["same_verdict"] for c in claims)
+        inside = [c["centre_inside"] for c in claims if "centre_inside" in c]
+        drift = f"{row['largest_rel_diff']:.2g}" if row["drifted"] else "–"
+        if row.get("diverged_on_one_machine"):
+            drift += f" ({row['diverged_on_one_machine']} diverged on one machine only)"
+        lines.append(f"| `{page}` | {row['entries']} | {row['identical']} | "
+                     f"{row['within 1e-12']} | {row['drifted']} | {drift} | "
+                     f"{same}/{len(row['claims'])} | {sum(inside)}/{len(inside)} |")
+    return [*lines, ""]
+
+
+def render_timings(scale: str) -> list[str]:
+    """The measured wall times of ``make results`` and ``make test`` (files under
+    ``results/<scale>/timings/`` written by the commands themselves)."""
+    folder = committed_results_dir() / scale / "timings"
+    lines = ["## Measured wall times", ""]
+    results = folder / "make_results.json"
+    if results.is_file():
+        r = json.loads(results.read_text(encoding="utf-8"))
+        lines.append(f"`make results` from the state of the cache at the time: "
+                     f"{r['seconds'] / 60:.0f} min on {r['cpu']} ({r['cores']} cores, "
+                     f"`BISLS_EXECUTOR={r['executor']}`, {r['date']}).")
+    else:
+        lines.append("No timing of `make results` is committed at this scale yet (the command "
+                     "writes `results/<scale>/timings/make_results.json` when every page succeeded).")
+    test = folder / "make_test.json"
+    if test.is_file():
+        t = json.loads(test.read_text(encoding="utf-8"))
+        stages = ", ".join(f"{name} {st['seconds']:.0f} s" for name, st in t["stages"].items())
+        total = sum(st["seconds"] for st in t["stages"].values())
+        lines.append("")
+        lines.append(f"`make test`: {total / 60:.1f} min on {t['cpu']} ({t['date']}): {stages}.")
+    return [*lines, ""]
 
 
 def _rel(path: Path) -> str:

@@ -4,7 +4,8 @@ The runs of a grid are independent: :func:`bisls_core.experiments.run_grid` send
 missing ones to an executor and writes each result into the cache as it comes back.
 This script picks the executor; every notebook is unchanged. Notebook parameters are
 given as papermill takes them, ``-p NAME VALUE``; ``--dry-run`` checks everything and
-prints the planned runs without computing (and without contacting a cluster).
+prints the planned runs, how many of them are in the cache already, without computing
+(and without contacting a cluster).
 
     # a notebook, through papermill, its runs on 8 local processes
     python scripts/sweep.py notebooks/fig07_bisls_vs_tuned.ipynb --executor process \\
@@ -152,6 +153,17 @@ def notebook_cells(path: Path) -> tuple[str, str]:
     return source(code[i]), (source(code[i + 1]) if i + 1 < len(code) else "")
 
 
+def notebook_later_cells(path: Path) -> list[str]:
+    """The sources of the code cells after a notebook's validation cell (the cells that
+    build and run its grids)."""
+    nb = json.loads(Path(path).read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    i = next(i for i, c in enumerate(code)
+             if "parameters" in c.get("metadata", {}).get("tags", []))
+    return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            for c in code[i + 2:]]
+
+
 def notebook_defaults(path: Path) -> dict[str, object]:
     """The parameters of a notebook's ``parameters`` cell and their defaults."""
     params_cell, _ = notebook_cells(path)
@@ -186,7 +198,95 @@ def plan_notebook(path: Path, params: dict[str, object]) -> dict[str, object]:
             sys.modules["torch"].set_num_threads(os.cpu_count() or 1)
     sizes = next((dict(namespace[k]) for k in ("sz", "sizes")
                   if isinstance(namespace.get(k), dict)), {})
-    return {"parameters": {k: namespace[k] for k in defaults}, "sizes": sizes}
+    return {"parameters": {k: namespace[k] for k in defaults}, "sizes": sizes,
+            "namespace": namespace}
+
+
+class _Unplanned(Exception):
+    """A grid with runs missing from the cache: its records do not exist yet, so the
+    cells after it (whose grids may depend on them) are not counted."""
+
+
+#: Variables unset while a dry run counts the runs: no executor is built (no cluster is
+#: contacted), no cache-use log or progress file is written.
+_COUNT_UNSET = ("BISLS_EXECUTOR", "BISLS_CACHE_LOG", "BISLS_PROGRESS")
+
+
+def count_runs(path: Path, namespace: dict) -> dict[str, object]:
+    """The runs the notebook plans, counted without computing any: its later cells run
+    in ``namespace`` (after its validation cell) in plan mode (``$BISLS_PLAN`` into a
+    temporary file: no claim, figure or cache entry is written) with every grid's lookup
+    intercepted. A grid whose runs are all in the cache gives its records and the page
+    goes on; the first grid with a missing run is counted and ends the count (its later
+    grids may be built from that grid's results). Returns ``grids`` (one
+    ``(cache folder, runs, cached)`` per grid), ``complete`` (the page ran to its end)
+    and ``error`` (a cell that raised, if any)."""
+    from contextlib import redirect_stderr, redirect_stdout
+    from io import StringIO
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bisls_core import grids as G
+
+    counted: list[tuple[str, int, int]] = []
+    original = G._plan_grid
+
+    def counting(fn, configs, todo, found, **kw):
+        total = len(configs) * kw["n_runs"]
+        counted.append((f"{kw['scale']}/{kw['name']}", total, total - len(todo)))
+        if todo:
+            raise _Unplanned
+        return original(fn, configs, todo, found, **kw)  # all cached: no stand-in run
+
+    saved = {k: os.environ.get(k) for k in ("BISLS_PLAN", *_COUNT_UNSET)}
+    threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
+    complete, error = False, None
+    with tempfile.TemporaryDirectory(prefix="bisls-dry-run-") as tmp:
+        os.environ["BISLS_PLAN"] = str(Path(tmp) / "plan.jsonl")
+        for key in _COUNT_UNSET:
+            os.environ.pop(key, None)
+        G._plan_grid = counting
+        try:
+            with redirect_stdout(StringIO()), redirect_stderr(StringIO()):
+                for n, cell in enumerate(notebook_later_cells(path), 1):
+                    exec(compile(cell, f"{Path(path).name}:cell-{n}", "exec"), namespace)
+            complete = True
+        except _Unplanned:
+            pass
+        except Exception as err:  # noqa: BLE001 -- said in the plan, not fatal to it
+            error = f"{type(err).__name__}: {err}"
+        finally:
+            G._plan_grid = original
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            if threads is not None:
+                sys.modules["torch"].set_num_threads(threads)
+            plt.close("all")
+    return {"grids": counted, "complete": complete, "error": error}
+
+
+def runs_line(path: Path, count: dict, scale: str) -> str:
+    """The ``planned`` line of a dry run: the runs counted, how many are in the cache."""
+    grids, total = count["grids"], sum(n for _, n, _ in count["grids"])
+    cached = sum(c for _, _, c in count["grids"])
+    folders = sorted({f for f, _, _ in grids})
+    where = f" (cache folder{'s' if len(folders) > 1 else ''} {', '.join(folders)})" if folders else ""
+    text = (f"{total} run{'s' if total != 1 else ''} in {len(grids)} grid"
+            f"{'s' if len(grids) != 1 else ''}{where}, {cached} in the cache, "
+            f"{total - cached} to compute")
+    if count["complete"]:
+        return f"planned    {text}"
+    if count["error"]:
+        return f"planned    at least {text}; counting stopped at a cell that raised: {count['error']}"
+    return (f"planned    at least {text}; the grids after the last one may be built from its "
+            f"results, so they are not counted (every run, timed: "
+            f"python scripts/run_notebooks.py results {Path(path).stem} --scale {scale} --plan)")
 
 
 # --------------------------------------------------------------------------- executors
@@ -369,6 +469,7 @@ def plan_notebook_lines(path: Path, params: dict, spec: str, output: Path | None
         f"executor   {describe_spec(spec)} (BISLS_EXECUTOR={spec})",
         f"output     {_rel(output or ROOT / '.scratch' / 'sweep' / path.name)}",
     ]
+    lines.insert(4, runs_line(path, count_runs(path, plan["namespace"]), p["scale"]))
     scalars = {k: v for k, v in sizes.items() if isinstance(v, (int, float, str))}
     if scalars:
         lines.insert(4, "sizes      " + ", ".join(f"{k}={v!r}" for k, v in scalars.items()))
@@ -381,11 +482,20 @@ def plan_grid_lines(args: argparse.Namespace, spec: str, n_runs: int) -> list[st
     device = "auto" if _is_remote(spec) else args.device  # as run_grid checks it
     experiments.check_params(args.scale, device, n_runs, args.seed, args.recompute)
     experiments.check_choice("device", args.device, experiments.DEVICES)
-    _runner, configs, name = load_grid(args.grid)
+    runner, configs, name = load_grid(args.grid)
+    total = len(configs) * n_runs
+    if args.recompute:
+        cached = "none reused (--recompute)"
+    else:
+        from bisls_core import grids
+
+        todo, _ = grids._cached_runs(runner, configs, name=name, scale=args.scale,
+                                     n_runs=n_runs, seed=args.seed, recompute=False)
+        cached = f"{total - len(todo)} in the cache, {len(todo)} to compute"
     return [
         f"grid       {args.grid} -> {name!r}, {len(configs)} configuration(s)",
         f"scale      {args.scale}",
-        f"runs       {len(configs) * n_runs} ({len(configs)} x {n_runs} seeds from {args.seed})",
+        f"runs       {total} ({len(configs)} x {n_runs} seeds from {args.seed}; {cached})",
         f"device     {_where_device(spec, args.device)}",
         f"executor   {describe_spec(spec)} (BISLS_EXECUTOR={spec})",
     ]
