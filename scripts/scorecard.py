@@ -71,12 +71,17 @@ def collect(scale: str | None = None) -> dict[str, tuple[str, dict]]:
     scale = scale or book_scale()
     found = {path.stem: (scale, read_claims(path))  # checked: an invalid record stops the build
              for path in sorted((committed_results_dir() / scale / "claims").glob("*.json"))}
-    missing = sorted(set(FAMILY) - set(found))
-    if found and missing:  # a page whose file is gone would silently drop its claims
-        raise ClaimRecordError(f"no claim file for the page(s) {missing} in "
-                               f"{committed_results_dir() / scale / 'claims'}: run "
-                               f"`make results` (or restore the files from git)")
     return found
+
+
+def check_complete(found: dict, scale: str | None = None) -> None:
+    """Every page of :data:`FAMILY` has its claim file: a page whose file is gone would
+    silently drop its claims from the scorecard."""
+    missing = sorted(set(FAMILY) - set(found))
+    if found and missing:
+        raise ClaimRecordError(f"no claim file for the page(s) {missing} in "
+                               f"{committed_results_dir() / (scale or book_scale()) / 'claims'}: "
+                               "run `make results` (or restore the files from git)")
 
 
 def is_beyond(notebook: str) -> bool:
@@ -453,10 +458,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "book",
                     help="folder of the pages (default: book/)")
+    ap.add_argument("--allow-missing", action="store_true",
+                    help="build from the claim files there are (default: every page's)")
     args = ap.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     found = collect()
+    if not args.allow_missing:
+        check_complete(found)
     _write(out / OUT.name, render(found))
     if found:
         data = summary_figure(found)

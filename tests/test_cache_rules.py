@@ -159,7 +159,10 @@ def test_the_scorecard_refuses_an_invalid_or_missing_record(repo, monkeypatch, t
         scorecard.collect("cpu")
     (claims / "fig04_quadratics.json").unlink()
     with pytest.raises(records.ClaimRecordError, match="fig04_quadratics"):
-        scorecard.collect("cpu")
+        scorecard.check_complete(scorecard.collect("cpu"), "cpu")
+    with pytest.raises(records.ClaimRecordError, match="fig04_quadratics"):
+        scorecard.main(["--out", str(repo / "book")])
+    assert not (repo / "book" / "scorecard.md").exists()
 
 
 def test_every_committed_claim_record_follows_the_schema():
