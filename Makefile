@@ -29,6 +29,7 @@ help:  ## list the commands
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e ".[dev,cluster]"
+	$(BIN)/python -m bisls_core._kernel --install
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the pinned project (once)

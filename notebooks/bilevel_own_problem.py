@@ -31,10 +31,12 @@
 # on a disjoint validation split $(a'_j, b'_j)_{j \le m}$:
 #
 # $$
-# \min_{x \in \mathbb R^d} F(x) = f(x, y^*(x)), \qquad
-# f(x, y) = \frac1m \sum_{j=1}^m \log\big(1 + e^{-b'_j a_j'^\top y}\big), \qquad
-# y^*(x) = \arg\min_y\ g(x, y) = \frac1n \sum_{i=1}^n \log\big(1 + e^{-b_i a_i^\top y}\big)
+# \begin{aligned}
+# &\min_{x \in \mathbb R^d} F(x) = f(x, y^*(x)), \qquad y^*(x) = \arg\min_y\ g(x, y),\\
+# &f(x, y) = \frac1m \sum_{j=1}^m \log\big(1 + e^{-b'_j a_j'^\top y}\big),\\
+# &g(x, y) = \frac1n \sum_{i=1}^n \log\big(1 + e^{-b_i a_i^\top y}\big)
 #   + \frac12 \sum_{j=1}^d e^{x_j} y_j^2 .
+# \end{aligned}
 # $$
 #
 # Writing $\lambda = e^{x}$ keeps every penalty positive, so $g$ is strongly convex in $y$
@@ -254,8 +256,8 @@ F_grid = [float(reference.info["F"](torch.full((d,), math.log(lam), dtype=torch.
                                                 device=dev))) for lam in lams]
 best = int(np.argmin(F_grid))
 F_start = float(reference.info["F"](problem.x0))
-print(f"best shared lambda on the grid: {lams[best]:.2g}, F = {F_grid[best]:.4f} "
-      f"(at the start, lambda = 0.1: F = {F_start:.4f})")
+print(f"best shared lambda on the grid: {lams[best]:.2g}, F = {F_grid[best]:.4f}\n"
+      f"at the start, lambda = 0.1: F = {F_start:.4f}")
 
 # %%
 fig, ax = plotting.new_figure(width=5.0, height=3.4)
@@ -304,9 +306,9 @@ def mean_std(values):  # over runs, 3 decimals (nbval compares them); diverged r
 k = np.arange(1, sz["K"] + 1)
 for label, rec in grid.items():
     F_final = [float(reference.info["F"](torch.as_tensor(xk, device=dev))) for xk in rec["x_final"]]
-    print(f"{label}: final val loss {mean_std(experiments.final_values(rec, 'val_loss'))}, "
-          f"F(x^K) {mean_std(F_final)}, "
-          f"geometric mean of lambda {mean_std(np.exp(rec['x_final'].mean(axis=1)))}")
+    print(f"{label}:\n  final val loss {mean_std(experiments.final_values(rec, 'val_loss'))}\n"
+          f"  F(x^K) {mean_std(F_final)}\n"
+          f"  geometric mean of lambda {mean_std(np.exp(rec['x_final'].mean(axis=1)))}")
 bisls, bisps = grid["BiSLS-Adam"], grid["BiSPS"]
 print(f"BiSLS-Adam: {bisls['upper_rounds'].mean():.1f} evaluations of (14) per search, "
       f"{bisls['upper_failures'].sum(axis=1).mean():.0f} of {sz['K']} searches failed")

@@ -85,10 +85,19 @@ grid, compare = C.run(sz, **opts)
 # **decades** of step size they span ($\text{rounds}\cdot\log_{10}(1/w)$, a unit that does
 # not depend on $w$); the median accepted step (searches accepted by (14)); the final
 # validation loss and test accuracy. With the early exit on, a failed search costs
-# only the rounds it took to see that it cannot succeed.
+# only the rounds it took to see that it cannot succeed. Two tables, so that each fits
+# the page: the searches, then the step and the result.
 
 # %%
-print(C.table(grid, sz))
+rows = C.summary(grid, sz)
+print(f"{'configuration':44s} {'(14)':>5s} {'guard':>5s} {'fail':>5s} {'rounds':>6s} "
+      f"{'decades':>7s}")
+for r in rows:
+    print(f"{r['label']:44s} {r['accepted']:5.0%} {r['guard']:5.0%} {r['failed']:5.0%} "
+          f"{r['rounds']:6.1f} {r['decades']:7.1f}")
+print(f"\n{'configuration':44s} {'median α':>9s} {'val loss':>8s} {'test acc':>8s}")
+for r in rows:
+    print(f"{r['label']:44s} {r['alpha']:9.2g} {r['val_loss']:8.4f} {r['test_acc']:8.1%}")
 
 # %% [markdown]
 # ## The slope against what (14) asks
@@ -106,7 +115,7 @@ offsets = C.by_reading(grid, lambda rec: np.asarray(rec["upper_offset"], float))
 for r in C.READINGS:
     v, o = ratios[r], offsets[r][np.isfinite(offsets[r])]
     print(f"{r:12s} searches {v.size:5d}: slope ratio < 1 in {np.mean(v < 1):4.0%}, < 0 "
-          f"in {np.mean(v < 0):4.0%}; offset > 0 in {np.mean(o > 0):4.0%} "
+          f"in {np.mean(v < 0):4.0%};\n{'':12s} offset > 0 in {np.mean(o > 0):4.0%} "
           f"(median |offset| {np.median(np.abs(o)):.2g})")
 
 # %% [markdown]
@@ -133,8 +142,8 @@ for r in C.READINGS:
 # iteration (off -> on), and the final validation loss (off -> on).
 
 # %%
-for line in C.exit_comparison(grid, compare):
-    print(line)
+for line in C.exit_comparison(grid, compare):  # one line per method and reading, cut to fit
+    print(line.replace("; ", ";\n    ").replace(" | ", "\n    "))
 
 # %% [markdown]
 # ## The claims this bears on

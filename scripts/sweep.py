@@ -249,6 +249,8 @@ def count_runs(path: Path, namespace: dict) -> dict[str, object]:
         for key in _COUNT_UNSET:
             os.environ.pop(key, None)
         G._plan_grid = counting
+        if "torch" in sys.modules:  # as the page runs (sweeps.start): one thread
+            sys.modules["torch"].set_num_threads(1)
         try:
             with redirect_stdout(StringIO()), redirect_stderr(StringIO()):
                 for n, cell in enumerate(notebook_later_cells(path), 1):
@@ -276,14 +278,16 @@ def runs_line(path: Path, count: dict, scale: str) -> str:
     grids, total = count["grids"], sum(n for _, n, _ in count["grids"])
     cached = sum(c for _, _, c in count["grids"])
     folders = sorted({f for f, _, _ in grids})
-    where = f" (cache folder{'s' if len(folders) > 1 else ''} {', '.join(folders)})" if folders else ""
+    where = (f" (cache folder{'s' if len(folders) > 1 else ''} {', '.join(folders)})"
+             if folders else "")
     text = (f"{total} run{'s' if total != 1 else ''} in {len(grids)} grid"
             f"{'s' if len(grids) != 1 else ''}{where}, {cached} in the cache, "
             f"{total - cached} to compute")
     if count["complete"]:
         return f"planned    {text}"
     if count["error"]:
-        return f"planned    at least {text}; counting stopped at a cell that raised: {count['error']}"
+        return (f"planned    at least {text}; counting stopped at a cell that raised: "
+                f"{count['error']}")
     return (f"planned    at least {text}; the grids after the last one may be built from its "
             f"results, so they are not counted (every run, timed: "
             f"python scripts/run_notebooks.py results {Path(path).stem} --scale {scale} --plan)")

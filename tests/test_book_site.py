@@ -294,6 +294,11 @@ def test_kernels_started_through_the_provisioner_are_encrypted_and_quiet(provisi
     env = {k: v for k, v in os.environ.items() if k != "JUPYTER_DEFAULT_PROVISIONER_NAME"}
     if provisioner:
         env["JUPYTER_DEFAULT_PROVISIONER_NAME"] = provisioner
+    else:  # the control: ipykernel's own kernelspec, not the venv's (which names the provisioner)
+        from ipykernel.kernelspec import write_kernel_spec
+
+        write_kernel_spec(tmp_path / "jp" / "kernels" / "python3")
+        env["JUPYTER_PATH"] = str(tmp_path / "jp")
     proc = subprocess.run([sys.executable, "-c", _KERNEL], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=180)
     assert "status ok" in proc.stdout, proc.stdout + proc.stderr

@@ -18,10 +18,11 @@ parameter that cannot work is a ``ValueError`` naming it before anything runs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ast
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["at_least", "at_most", "start"]
+__all__ = ["at_least", "at_most", "check_injected_parameters", "start", "unknown_parameters"]
 
 
 def start(scale: str | None, device: str, n_runs: int | None, seed: int,
@@ -32,7 +33,10 @@ def start(scale: str | None, device: str, n_runs: int | None, seed: int,
     :func:`bisls_core.experiments.book_scale` (``$BISLS_BOOK_SCALE``, else
     :data:`~bisls_core.experiments.BOOK_SCALE`), so that one setting chooses the scale of
     every page, figure and claim; an explicit scale (``-p scale smoke``) wins.
-    Checks the five parameters every page has
+    Under papermill, a ``-p`` name that the page's ``parameters`` cell does not
+    have is a ``ValueError`` listing the page's parameters
+    (:func:`check_injected_parameters`; papermill itself only warns). Checks
+    the five parameters every page has
     (:func:`bisls_core.experiments.check_params`: one clear error naming the
     parameter), runs torch on one thread (the results cache was computed so:
     the runs are deterministic and bit for bit reproducible on a CPU), and
@@ -45,11 +49,75 @@ def start(scale: str | None, device: str, n_runs: int | None, seed: int,
 
     from ..experiments import book_scale, check_params
 
+    check_injected_parameters()
     torch.set_num_threads(1)
     if scale is None:
         scale = book_scale()
     check_params(scale, device, n_runs, seed, recompute)
     return dict(scale=scale, seed=seed, device=device, recompute=recompute)
+
+
+#: The first line of the cell that papermill injects after a page's ``parameters`` cell.
+INJECTED = "# Parameters"
+
+
+def _assigned(source: str) -> list[str] | None:
+    """The names a cell assigns at its top level, in order (``None``: not Python)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    names: list[str] = []
+    for node in tree.body:
+        targets = (node.targets if isinstance(node, ast.Assign)
+                   else [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else [])
+        for target in targets:
+            for sub in ast.walk(target):
+                if isinstance(sub, ast.Name) and sub.id not in names:
+                    names.append(sub.id)
+    return names
+
+
+def unknown_parameters(history: Sequence[str]) -> None:
+    """``ValueError`` when papermill's injected cell (the last cell of ``history``, the
+    kernel's input history, whose source starts with ``# Parameters``) sets a name that
+    the page's ``parameters`` cell (the cell just before it) does not.
+
+    Papermill only warns ("Passed unknown parameter") and the page would run with its
+    defaults; a misspelled ``-p`` is an error that names it and lists the page's parameters.
+
+    >>> unknown_parameters(["", "scale = None\\nseed = 0\\n", "# Parameters\\nlr = -0.1\\n"])
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown parameter lr: this page's parameters are scale, seed
+    """
+    for i in range(len(history) - 1, 0, -1):
+        cell = history[i]
+        if isinstance(cell, str) and cell.lstrip().startswith(INJECTED):
+            break
+    else:
+        return
+    injected, page = _assigned(history[i]), _assigned(history[i - 1])
+    if not injected or not page:  # nothing injected, or no parameters cell before it
+        return
+    unknown = [name for name in injected if name not in page]
+    if unknown:
+        s = "s" if len(unknown) > 1 else ""
+        raise ValueError(f"unknown parameter{s} {', '.join(unknown)}: "
+                         f"this page's parameters are {', '.join(page)}")
+
+
+def check_injected_parameters() -> None:
+    """:func:`unknown_parameters` on the input history of the IPython kernel running
+    the page (``In``); nothing outside IPython (a script, a test)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    history = getattr(shell, "user_ns", {}).get("In") if shell is not None else None
+    if isinstance(history, Sequence):
+        unknown_parameters(history)
 
 
 def at_most(sizes: Mapping[str, Any], name: str, other: str | int, why: str) -> None:
