@@ -46,12 +46,14 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import torch
 
+from ._validate import check_memory, check_work, progress_bar
 from .hypergrad import ESTIMATORS, HypergradResult, hypergradient
 from .optim import (
     EXTERNAL_OPTIMIZERS,
@@ -118,7 +120,9 @@ class BilevelConfig:
     K:
         number of outer (upper-level) iterations.
     T:
-        number of lower-level steps per outer iteration (:math:`T \ge 1`).
+        number of lower-level steps per outer iteration (:math:`T \ge 1`). A run of
+        more than ``bisls_core._validate.MAX_STEPS`` (:math:`10^{10}`) lower steps,
+        :math:`KT`, cannot finish and is refused (``ValueError`` naming ``K`` and ``T``).
     upper:
         a name of :data:`UPPER_RULES`: ``"fixed"`` :math:`\alpha_k = \alpha_{b,0}`;
         ``"decay"`` :math:`\alpha_{b,0}/\sqrt{k+1}`; ``"bisps"`` Eqs. (10), (12)
@@ -360,6 +364,7 @@ def _check_rest(cfg: BilevelConfig) -> None:
     for name, minimum in (("K", 1), ("T", 1), ("max_rounds", 1), ("eval_every", 1),
                           ("hypergrad_steps", 1 if cfg.hypergrad == "neumann_stochastic" else 0)):
         _set(cfg, name, check_int(name, getattr(cfg, name), minimum))
+    check_work(cfg.K * cfg.T, f"K * T = {cfg.K} * {cfg.T} lower-level", "K and T")
     check_choice("samples", cfg.samples, (1, 2))
     check_choice("hypergrad", cfg.hypergrad, ESTIMATORS)
     if cfg.hypergrad_lr is not None:
@@ -426,6 +431,19 @@ class Oracles:
                            steps=cfg.hypergrad_steps, lr=cfg.hypergrad_lr, gen=self.gen,
                            index_sampler=self._factor_batches)
         return Estimate(hg, idx_f, idx_g)
+
+
+def _warn_below_bound(what: str, value: float, name: str, bound: float, k: int, eq: str,
+                      effect: str) -> bool:
+    """A ``RuntimeWarning`` when a Polyak rule sees a loss below its stated lower bound
+    (the ratio is then 0); whether it warned (the rules warn once per instance)."""
+    if not value < float(bound):
+        return False
+    warnings.warn(f"{what} = {value!r} seen at outer iteration {k} is below {name} = "
+                  f"{float(bound)!r}, the lower bound of the Polyak ratio of {eq}: the ratio "
+                  f"is then 0 and {effect}; set the problem's {name} below every sampled "
+                  "loss (warned once per run)", RuntimeWarning, stacklevel=2)
+    return True
 
 
 class _External:
@@ -511,10 +529,19 @@ class SPSLower(LowerRule):
     r"""Eq. (11): :math:`\beta_{k,t} = \min\{(g - l^*_g)/(p\|\nabla_y g\|^2), \beta_{b,k}\}`,
     :math:`\beta_{b,k}` of ``beta_schedule``, ``problem.g_lower_bound`` for :math:`l^*_g`
     (in place of :math:`g(x^k, y^*_{x^k,\psi}; \psi)`); with ``samples=2`` the ratio is
-    taken on a second, independent batch (one more gradient)."""
+    taken on a second, independent batch (one more gradient). A loss :math:`g` below
+    ``g_lower_bound`` (a wrong bound: the ratio is 0, the lower level stops) gives a
+    ``RuntimeWarning`` naming it and the value seen, once per run (checked at the end of
+    each inner loop, so the losses stay on the device in between)."""
+
+    def __init__(self, cfg: BilevelConfig, oracles: Oracles) -> None:
+        super().__init__(cfg, oracles)
+        self.lowest: Tensor | None = None  # the lowest g of the ratios of this iteration
+        self.warned = False
 
     def begin(self, k: int, y: Tensor, restart: bool) -> Tensor:
         self.bound = schedule(self.cfg.beta_schedule, self.cfg.beta, k)
+        self.k, self.lowest = k, None
         return y
 
     def step(self, x, y, value, grad, idx) -> InnerStep:
@@ -522,9 +549,19 @@ class SPSLower(LowerRule):
         if self.cfg.samples == 2:
             value, grad_s = self.oracles.g_and_grad(x, y, self.oracles.lower_batch())
             n_grad = 1
+        if not self.warned:  # kept on the device; compared once per outer iteration (end)
+            self.lowest = value if self.lowest is None else torch.minimum(self.lowest, value)
         step = sps_max(value, _sq(grad_s), self.bound, c=self.cfg.p,
                        lower_bound=self.oracles.problem.g_lower_bound)
         return InnerStep(y - step * grad, step, n_grad=n_grad, base=y, idx=idx)
+
+    def end(self, y: Tensor) -> Tensor:
+        if self.lowest is not None:
+            self.warned = _warn_below_bound(
+                "the lower-level loss g", float(self.lowest), "g_lower_bound",
+                self.oracles.problem.g_lower_bound, self.k, "Eq. (11)",
+                "the lower level takes zero steps")
+        return y
 
 
 class ArmijoLower(LowerRule):
@@ -667,10 +704,16 @@ class BiSPSUpper(UpperRule):
     \tilde\alpha_k\}, \alpha_{b,k}\}` with :math:`\alpha_{l,k} = \alpha_{l,0}/\sqrt{k+1}`,
     :math:`\alpha_{b,k} = \alpha_{b,0}/\sqrt{k+1}` and
     :math:`\tilde\alpha_k = (f(x^k, y^{k+1}; \phi) - l^*_f)/(p\|h_f^k\|^2)`; with
-    ``samples=2`` the ratio comes from a second hypergradient on fresh batches."""
+    ``samples=2`` the ratio comes from a second hypergradient on fresh batches. A loss
+    :math:`f` below ``f_lower_bound`` gives a ``RuntimeWarning`` naming it and the value
+    seen, once per run."""
 
     directions = ("sgd",)
     directions_why = "is defined for direction 'sgd' only (Eq. (12))"
+
+    def __init__(self, cfg: BilevelConfig, oracles: Oracles) -> None:
+        super().__init__(cfg, oracles)
+        self.warned = False
 
     def step(self, it: UpperInput) -> UpperStep:
         cfg, hg, n_grad, n_hvp = self.cfg, it.estimate.result, 0, 0
@@ -678,6 +721,11 @@ class BiSPSUpper(UpperRule):
             hg = self.oracles.hypergradient(it.x, it.y).result
             n_grad, n_hvp = 2, hg.n_hvp
         root = math.sqrt(it.k + 1)
+        if not self.warned:
+            self.warned = _warn_below_bound(
+                "the upper-level loss f", float(hg.f_value), "f_lower_bound",
+                self.oracles.problem.f_lower_bound, it.k, "Eq. (10)",
+                "alpha_k is the envelope's floor alpha_l,k")
         tilde = polyak_ratio(float(hg.f_value), float(_sq(hg.h)),
                              self.oracles.problem.f_lower_bound, c=cfg.p)
         alpha = envelope_step(tilde, cfg.alpha_low / root, cfg.alpha / root)
@@ -907,6 +955,9 @@ class Record:
         if clash:
             raise ValueError(f"problem.metrics keys {sorted(clash)} clash with the record's "
                              "own keys")
+        n_float = len([key for key in (*own, *self.metric_keys) if key != "diverged"])
+        check_memory("K", cfg.K, cfg.K * (8 * n_float + 1),
+                     f"{n_float} float64 arrays and a bool array of length K")
         self.rec = {key: np.full(cfg.K, np.nan) for key in (*own, *self.metric_keys)
                     if key != "diverged"}
         self.rec["diverged"] = np.zeros(cfg.K, dtype=bool)
@@ -977,7 +1028,7 @@ def run_bilevel(
     problem: BilevelProblem,
     config: BilevelConfig,
     seed: int = 0,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> dict[str, np.ndarray]:
     r"""Run ``config.K`` outer iterations on ``problem``; one record per iteration.
 
@@ -999,7 +1050,11 @@ def run_bilevel(
         seed of the run's own ``torch.Generator`` (batches, :math:`\bar N`); the
         global RNG is neither used nor reseeded. Same seed, same record on CPU.
     progress:
-        show a ``tqdm`` bar.
+        a ``tqdm`` bar over the ``K`` iterations, with the time left: ``True`` always,
+        ``False`` never, ``None`` (default) for a long run watched from a terminal only
+        -- it appears after 10 s, when standard error is a terminal and the run is not
+        in a worker process; ``BISLS_RUN_PROGRESS=1`` shows it anyway, ``0`` never (see
+        ``bisls_core._validate.progress_bar``). The notebooks' short runs print nothing.
 
     Returns
     -------
@@ -1011,6 +1066,14 @@ def run_bilevel(
         ``x_final``/``y_final``. When a loss, a metric, ``x`` or ``y`` becomes
         inf/NaN at iteration :math:`k`, ``diverged[k:]`` is ``True``, the loop stops
         and the later entries are NaN.
+
+    Raises
+    ------
+    ValueError
+        naming ``K`` when the record's arrays (one float64 array of length ``K`` per
+        record key, about 17 of them) do not fit in the memory available now, before
+        anything is allocated (and, from :class:`BilevelConfig`, naming ``K`` and ``T``
+        when :math:`KT` exceeds :math:`10^{10}` lower steps).
 
     Notes
     -----
@@ -1028,11 +1091,8 @@ def run_bilevel(
     upper = UPPER_RULES[cfg.upper](cfg, oracles)
     direction = DIRECTIONS[cfg.direction](cfg, x)
     record = Record(problem, cfg, upper, x, y)
-    iterations = range(cfg.K)
-    if progress:
-        from tqdm import tqdm
-
-        iterations = tqdm(iterations, desc=f"{cfg.upper}/{cfg.direction}/{cfg.lower}")
+    iterations = progress_bar(range(cfg.K), cfg.K, f"{cfg.upper}/{cfg.direction}/{cfg.lower}",
+                              progress)
     elapsed = 0.0
     for k in iterations:
         tic = time.perf_counter()

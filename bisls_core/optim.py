@@ -59,7 +59,9 @@ met its condition or was skipped by the round-off guard; always true for SPS),
 ``"accepted"`` by the condition, ``"guard"`` skipped by the round-off guard,
 ``"failed"``; ``None`` for SPS),
 ``n_func_evals`` and ``n_grad_evals``
-(mini-batch evaluations of the loss and of its gradient in this step), so that
+(mini-batch evaluations of the loss and of its gradient in this step) and
+``skipped`` (whether the step was skipped at a numerically zero gradient, see below:
+the parameters did not move, ``step`` is the step the rule gave), so that
 ``plt.plot(opt.state["history"]["step"])`` plots the step sizes.
 
 Non-finite losses
@@ -69,9 +71,31 @@ If the loss (or the gradient) at the current point is NaN or infinite,
 the parameters and the history unchanged: a diverged run never continues
 silently. (``bisls_core.single_level.run_single_level`` catches it and
 records the run as diverged from that iteration on.) A non-finite value at a
-*trial* point of the line search simply fails the Armijo test. A zero gradient is
-not an error: the Polyak ratio is then :math:`+\infty`, so the step is the bound,
-and the line search is skipped by its round-off guard; the parameters do not move.
+*trial* point of the line search simply fails the Armijo test.
+
+Zero gradients
+--------------
+A zero gradient is not an error: the Polyak ratio is then :math:`+\infty`, so the
+step is the bound, and the line search is skipped by its round-off guard. At a
+*numerically* zero gradient :math:`\nabla f_{i_k}(x^k)` of the direction sample --
+:func:`bisls_core.stepsizes.numerically_zero` at the step the rule starts from:
+:math:`\sum_g s_g\|\nabla_g f_{i_k}\|^2 \le (8\epsilon)^2|f_{i_k}(x^k)|`, with
+:math:`s_g` SLS's search start and SPS's step at an infinite Polyak ratio (its bound;
+:math:`c_{k-1}\gamma_{k-1}/c_k` for DecSPS) -- neither optimizer moves the parameters:
+the history records ``skipped=True`` and, in ``step``, the step the rule gave (the
+search start when the guard skipped the search), and the rule's state (the memory of
+Algorithm 3, DecSPS's :math:`\gamma_{k-1}`) advances as for a step taken. Taking that
+unsearched step from a start above :math:`2/L` would multiply a round-off gradient by
+:math:`|1 - sL|` at every step (from the exact minimiser of a least-squares problem,
+:math:`10^{-15}` to :math:`10^{-8}` in a few steps), unseen by the line search whose test
+rounding decides.
+
+Real parameters only
+--------------------
+The Polyak ratio and the Armijo test need the real :math:`\|\nabla f\|^2`: a
+parameter of complex dtype is refused with a ``TypeError`` naming its param group and
+dtype, when the group is added (construction, ``add_param_group``) or at ``step``.
+Optimise the real and imaginary parts as real tensors (``torch.view_as_real``).
 
 Exceptions
 ----------
@@ -99,6 +123,9 @@ import contextlib
 import importlib
 import json
 import math
+import os
+import sys
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -112,7 +139,18 @@ __all__ = ["SLS", "SPS", "EXTERNAL_OPTIMIZERS", "check_optimizer_kwargs", "evalu
 
 SPS_MODES = ("max", "dec", "bounded")
 _HISTORY_KEYS = ("step", "group_steps", "lr_bound", "loss", "grad_sq_norm", "rounds",
-                 "success", "outcome", "n_func_evals", "n_grad_evals")
+                 "success", "outcome", "n_func_evals", "n_grad_evals", "skipped")
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of a warning from inside ``step`` that names the caller's line
+    (past this module's frames and torch's decorators)."""
+    frame, level = sys._getframe(1), 1
+    torch_dir = os.path.dirname(torch.__file__)
+    while frame is not None and (frame.f_code.co_filename == __file__
+                                 or frame.f_code.co_filename.startswith(torch_dir)):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _check_samples(samples: Any) -> int:
@@ -133,7 +171,22 @@ class _AutoStep(Optimizer):
     # -- groups -------------------------------------------------------------
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
-        self._check_group(self.param_groups[-1])
+        try:
+            self._check_real(len(self.param_groups) - 1, self.param_groups[-1]["params"])
+            self._check_group(self.param_groups[-1])
+        except BaseException:
+            self.param_groups.pop()  # a refused group is not left half-added
+            raise
+
+    def _check_real(self, i: int, params) -> None:
+        """``TypeError`` naming the group and the dtype for a complex parameter."""
+        for p in params:
+            if p.is_complex():
+                raise TypeError(
+                    f"{type(self).__name__}: param group {i} holds a parameter of complex dtype "
+                    f"{p.dtype} (shape {tuple(p.shape)}); the Polyak ratio and the Armijo test "
+                    "need the real squared norm of the gradient: optimise the real and "
+                    "imaginary parts as real tensors (torch.view_as_real)")
 
     def _check_group(self, group: dict) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -155,6 +208,8 @@ class _AutoStep(Optimizer):
         values at the call, and the history is left unchanged, before it propagates."""
         if closure is None:
             raise ValueError("closure is required: it must return the loss (without backward)")
+        for i, group in enumerate(self.param_groups):  # tensors put in a group by hand
+            self._check_real(i, group["params"])
         params = self._params()
         if not any(params):
             raise ValueError(
@@ -259,7 +314,10 @@ class SPS(_AutoStep):
     c:
         :math:`c > 0` (the scale of :math:`c_k` for DecSPS).
     f_star:
-        lower bound :math:`l_i^*` of every sampled loss (0 for non-negative losses).
+        lower bound :math:`l_i^*` of every sampled loss (0 for non-negative losses). A
+        loss below it is a wrong bound (the Polyak ratio is then 0: no step): the first
+        one seen gives a ``RuntimeWarning`` naming ``f_star`` and the loss (once per
+        optimizer).
     bound_schedule:
         ``"constant"``, ``"inv_sqrt"`` or ``"inv"`` (:func:`bisls_core.stepsizes.schedule`);
         default ``"constant"`` for ``"max"`` (the only one allowed: a decaying
@@ -278,6 +336,7 @@ class SPS(_AutoStep):
                  f_star: float = 0.0, bound_schedule: str | None = None, samples: int = 1):
         defaults = dict(lr_bound=lr_bound, mode=mode, c=c, f_star=f_star,
                         bound_schedule=bound_schedule)
+        self._warned_below_bound = False
         super().__init__(params, defaults, samples)
 
     def _check_group(self, group: dict) -> None:
@@ -310,19 +369,42 @@ class SPS(_AutoStep):
             n_evals = 2
         else:
             f_j, sq_j = f_i, sq_i
+        self._check_lower_bound(k, f_j)
+        groups = list(enumerate(self.param_groups))
         steps = [self._rule(group, self._group_state(gi), k, f_j, sum(sq_j))
-                 for gi, group in enumerate(self.param_groups)]
-        for ps, ds, step in zip(params, d, steps):
-            for p, g in zip(ps, ds):
-                p.add_(g, alpha=-step)
+                 for gi, group in groups]
+        # the step at an infinite Polyak ratio (a zero gradient): the scale of the zero test
+        caps = [self._rule(group, self._group_state(gi), k, f_j, 0.0) for gi, group in groups]
+        skipped = any(cap > 0 for cap in caps) and ss.numerically_zero(
+            loss, sum(cap * q for cap, q in zip(caps, sq_i)))
+        if not skipped:
+            for ps, ds, step in zip(params, d, steps):
+                for p, g in zip(ps, ds):
+                    p.add_(g, alpha=-step)
         for gi, step in enumerate(steps):
             self._group_state(gi)["prev"] = step
         first = self.param_groups[0]
         self._record(step=steps[0], group_steps=steps,
                      lr_bound=self._bound(first, k) if first["mode"] != "dec" else float("nan"),
                      loss=f_i, grad_sq_norm=sum(sq_i), rounds=0, success=True,
-                     n_func_evals=n_evals, n_grad_evals=n_evals)
+                     n_func_evals=n_evals, n_grad_evals=n_evals, skipped=skipped)
         return loss
+
+    def _check_lower_bound(self, k: int, f_j: float) -> None:
+        """A ``RuntimeWarning`` (once per optimizer) when the loss of the step-size sample
+        is below the ``f_star`` of a group: the bound is then wrong, the Polyak ratio 0."""
+        if self._warned_below_bound:
+            return
+        for gi, group in enumerate(self.param_groups):
+            if f_j < float(group["f_star"]):
+                self._warned_below_bound = True
+                warnings.warn(
+                    f"SPS: the loss {f_j!r} seen at iteration {k} is below f_star="
+                    f"{float(group['f_star'])!r} (param group {gi}), the lower bound the Polyak "
+                    "step assumes: the ratio is then 0 and the step does not move; pass an "
+                    "f_star below every sampled loss (warned once per optimizer)",
+                    RuntimeWarning, stacklevel=_caller_level())
+                return
 
     def _rule(self, group: dict, st: dict, k: int, f_j: float, g2: float) -> float:
         """The step of one group: Eq. (5), (6) or (7)."""
@@ -377,8 +459,11 @@ class SLS(_AutoStep):
     Notes
     -----
     The search is :func:`bisls_core.stepsizes.armijo_backtracking`, with its guards:
-    when the decrease it would ask for is below the resolution of the loss (a
-    numerically zero gradient), the start step is taken without a search (0 rounds).
+    when the decrease it would ask for is below the resolution of the loss, the start
+    step is taken without a search (0 rounds, outcome ``"guard"``). When, moreover, the
+    gradient is numerically zero at the start step
+    (:func:`bisls_core.stepsizes.numerically_zero`), the parameters are left where they
+    are and ``skipped=True`` is recorded (see the module's documentation).
     Every float setting must be finite (a ``ValueError`` names it otherwise). If
     ``step`` raises (any exception, ``KeyboardInterrupt`` included, e.g. from the
     closure at a trial point), the parameters are restored to their values at the
@@ -442,14 +527,21 @@ class SLS(_AutoStep):
             trial, loss_j, sum(s * q for s, q in zip(starts, sq_j)), 1.0,
             c=first["c"], w=first["w"], max_rounds=first["max_rounds"])
         n_func += res.rounds
-        move(res.step, d)
         steps = [res.step * s for s in starts]
+        skipped = ss.numerically_zero(loss, sum(s * q for s, q in zip(starts, sq_i)))
+        if skipped:  # back to x^k: a trial of the search (samples=2) may have moved it
+            for ps, xs in zip(params, start):
+                for p, x in zip(ps, xs):
+                    p.copy_(x)
+        else:
+            move(res.step, d)
         if res.success:  # a failed search's tiny step does not become the next start
             for gi, step in enumerate(steps):
                 self._group_state(gi)["prev"] = step
         self._record(step=steps[0], group_steps=steps, lr_bound=bounds[0], loss=f_i,
                      grad_sq_norm=sum(sq_i), rounds=res.rounds, success=res.success,
-                     outcome=res.outcome, n_func_evals=n_func, n_grad_evals=n_grad)
+                     outcome=res.outcome, n_func_evals=n_func, n_grad_evals=n_grad,
+                     skipped=skipped)
         return loss
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from . import stepsizes as ss
-from ._validate import check_int, resolve_device
+from ._validate import check_int, check_memory, check_work, progress_bar, resolve_device
 from .optim import SLS, SPS, evaluating, external_step, make_external
 from .problems import SingleLevelProblem, make
 
@@ -145,10 +145,15 @@ class _Record:
         nan = math.nan
         self.problem, self.f_star = problem, problem.f_star or 0.0
         self.k0 = cfg.get("average_from")
-        eval_at = sorted(set(range(0, K, every)) | {K})
-        self.pos = {k: i for i, k in enumerate(eval_at)}
-        n = len(eval_at)
-        self.out = {"eval_at": np.array(eval_at), "loss": np.full(n, nan),
+        self.K, self.every = K, every
+        n = len(range(0, K, every)) + 1  # every `every` iterations, and K
+        keep = bool(cfg.get("keep_iterates"))
+        n_per_eval = 2 + (problem.x_star is not None) + (self.k0 is not None)
+        check_memory("K", K, 8 * (4 * K + n_per_eval * n + keep * (K + 1) * x.numel()),
+                     f"4 float64 arrays of length K, {n_per_eval} of length {n} (the evaluations)"
+                     + (f" and the iterates, {K + 1} x {x.numel()}" if keep else ""))
+        self.out = {"eval_at": np.append(np.arange(0, K, every, dtype=np.int64), np.int64(K)),
+                    "loss": np.full(n, nan),
                     "step": np.full(K, nan), "bound": np.full(K, nan),
                     "rounds": np.full(K, nan), "n_evals": np.full(K, nan)}
         if problem.x_star is not None:
@@ -156,17 +161,23 @@ class _Record:
         if self.k0 is not None:
             self.out["avg_loss"] = np.full(n, nan)
             self.x_sum = torch.zeros_like(x, dtype=torch.float64)
-        if cfg.get("keep_iterates"):
+        if keep:
             self.out["x"] = np.full((K + 1, x.numel()), nan)
+
+    def _position(self, k: int) -> int | None:
+        """Index of iteration ``k`` in ``eval_at`` (``None``: not evaluated there)."""
+        if k == self.K:
+            return len(self.out["eval_at"]) - 1
+        return k // self.every if k % self.every == 0 else None
 
     def point(self, k: int, x: torch.Tensor) -> bool:
         """Record iterate ``k`` (and the objectives at an evaluation); whether it is finite."""
         out, p = self.out, self.problem
         if "x" in out:
             out["x"][k] = x.detach().cpu().double().numpy()
-        if k not in self.pos:
+        i = self._position(k)
+        if i is None:
             return bool(torch.isfinite(x).all())
-        i = self.pos[k]
         value = float(p.f(x, None)) - self.f_star
         out["loss"][i] = value
         if "dist" in out:
@@ -182,7 +193,8 @@ class _Record:
             self.x_sum += x.detach().double()
 
 
-def run_single_level(config: Mapping[str, Any], *, seed: int, device="cpu") -> dict[str, np.ndarray]:
+def run_single_level(config: Mapping[str, Any], *, seed: int, device="cpu",
+                     progress: bool | None = None) -> dict[str, np.ndarray]:
     r"""Run one single-level method on one problem; the runner of the figure notebooks.
 
     Configuration keys
@@ -216,6 +228,20 @@ def run_single_level(config: Mapping[str, Any], *, seed: int, device="cpu") -> d
         ``x`` (iterates, shape ``(K+1, d)``, with ``keep_iterates``) and
         ``diverged`` (first iteration whose loss was not finite, -1 if none).
         Values after a divergence are NaN.
+
+    Other parameters
+    ----------------
+    progress:
+        a ``tqdm`` bar over the iterations: ``True`` always, ``False`` never, ``None``
+        (default) after 10 s of a run watched from a terminal only (see
+        :func:`bisls_core.bilevel.run_bilevel`).
+
+    Raises
+    ------
+    ValueError
+        naming ``K``, before anything is allocated, when the run's arrays (four of
+        length ``K``, those of the evaluations, the iterates with ``keep_iterates``) do not
+        fit in the memory available now, or ``K`` exceeds :math:`10^{10}` iterations.
     """
     cfg = dict(config)
     unknown = set(cfg) - _CONFIG_KEYS
@@ -229,6 +255,7 @@ def run_single_level(config: Mapping[str, Any], *, seed: int, device="cpu") -> d
     problem = make(cfg["problem"], device=resolve_device(device),
                    seed=cfg.get("problem_seed", 0), **cfg.get("problem_args", {}))
     K, every = check_int("K", cfg["K"], 1), check_int("eval_every", cfg.get("eval_every", 1), 1)
+    check_work(K, f"K = {K} single-level", "K")
     samples = cfg.get("samples", 1)
     if samples not in (1, 2) or isinstance(samples, bool):
         raise ValueError(f"samples must be 1 or 2, got {samples!r}")
@@ -236,7 +263,7 @@ def run_single_level(config: Mapping[str, Any], *, seed: int, device="cpu") -> d
     stepper = _make_stepper(cfg, x, problem)
     gen = torch.Generator().manual_seed(int(seed))
     rec, diverged = _Record(cfg, problem, x, K, every), -1
-    for k in range(K + 1):
+    for k in progress_bar(range(K + 1), K + 1, str(cfg["method"]), progress):
         with torch.no_grad(), stepper.reading():
             finite = rec.point(k, x)
         if not finite:

@@ -14,6 +14,8 @@ Equation numbers refer to the paper (Fan, Choné-Ducasse, Schmidt, Thrampoulidis
   :math:`\delta` of the bilevel condition (14).
 * :func:`armijo_backtracking` -- the one Armijo search, with all its guards, used
   by SLS, SLSB, the lower level of BiSLS and (with condition (14)) its upper level.
+* :func:`numerically_zero` -- whether a gradient is numerically zero at a step (the
+  optimizers then leave the parameters where they are).
 * :func:`envelope_step` (9), :func:`reset` (Algorithm 3) and the upper-bound
   schedules (:func:`schedule`).
 """
@@ -45,6 +47,7 @@ __all__ = [
     "dec_sps",
     "envelope_step",
     "hopeless",
+    "numerically_zero",
     "polyak_ratio",
     "reset",
     "schedule",
@@ -246,6 +249,34 @@ def _floor(start: float, w: float, max_rounds: int) -> float:
     return step
 
 
+def numerically_zero(loss, grad_sq_norm, step: float = 1.0) -> bool:
+    r"""Whether the gradient is numerically zero at the step ``step``:
+
+    .. math:: \gamma\,\|\nabla f\|^2 \le (8\epsilon)^2\,|f|
+
+    (``ROUND_OFF**2 * eps**2 * abs(loss)``, :math:`\epsilon` of ``loss``'s floating type;
+    a Python float is a double). It is the round-off guard of
+    :func:`armijo_backtracking`, :math:`c\,\gamma\|d\|^2 \le 8\epsilon|f|`, with the
+    resolution :math:`8\epsilon|f|` of :math:`f` shrunk by a further factor
+    :math:`8\epsilon` (and :math:`c = 1`): even a step :math:`1/(8\epsilon)` times larger
+    than :math:`\gamma` would ask a first-order decrease that :math:`f` cannot resolve.
+    As :math:`c \le 1`, it implies the guard. An exactly zero gradient is numerically zero
+    (also at :math:`f = 0`); a gradient that vanishes with :math:`f` (interpolation,
+    :math:`f \to 0`) is not. At the minimiser of a least-squares problem the computed
+    gradient is of the order of :math:`\epsilon\sqrt{fL}`, numerically zero for a step
+    up to some ten times :math:`1/L` (a larger step makes the test stricter).
+
+    With several param groups, pass ``step=1`` and
+    ``grad_sq_norm`` :math:`= \sum_g \gamma_g\|d_g\|^2`. A NaN or infinite ``loss`` or
+    ``grad_sq_norm`` is not numerically zero.
+    """
+    eps, f, g2 = _epsilon(loss), float(loss), float(grad_sq_norm)
+    if not (math.isfinite(f) and math.isfinite(g2)):
+        return False
+    tol = ROUND_OFF * eps
+    return float(step) * g2 <= tol * tol * abs(f)
+
+
 def hopeless(margin0: float, slope: float | None, step: float, tol: float) -> bool:
     r"""Whether the linear model of the trial says no step in :math:`(0, \gamma]`
     satisfies the condition.
@@ -294,6 +325,8 @@ def armijo_backtracking(
        converged level whose sampled loss does not vanish; a gradient that is
        numerically zero, exactly zero included). The search is skipped: ``start``
        (it moves the point by a negligible amount), 0 rounds, outcome ``"guard"``.
+       (:class:`~bisls_core.optim.SLS` does not take it when :func:`numerically_zero`,
+       a stricter test, holds: from above :math:`2/L` it amplifies a round-off gradient.)
        A step accepted *during* the search at which the decrease asked,
        :math:`c\,\gamma\|d\|^2`, is below that same resolution is also outcome
        ``"guard"`` (a success decided by rounding, typically at
