@@ -63,6 +63,7 @@ from .optim import (
     make_external,
 )
 from .problems import BilevelProblem
+from .readings import reading_fields
 from .stepsizes import (
     ON_FAILURE,
     OUTCOME_CODES,
@@ -96,6 +97,9 @@ __all__ = [
 
 #: Right-hand sides of condition (14) (see ``BilevelConfig.reference``).
 REFERENCES = ("paper", "one_step", "penultimate")
+
+#: BiSLS-Adam's trial directions in condition (14) (see ``BilevelConfig.adam_trial``).
+ADAM_TRIALS = ("m", "h")
 
 #: Lower rules whose last inner step the ``"penultimate"`` reading can redo.
 _REDOABLE = ("fixed", "sps", "armijo")
@@ -168,10 +172,29 @@ class BilevelConfig:
         bound :math:`\beta_{b,k}` of the ``"sps"`` lower rule: ``"constant"``,
         ``"inv_sqrt"`` or ``"inv"`` (default: :math:`\beta_{b,0}/(k+1)`, Theorem 3).
     p:
-        the Armijo/Polyak constant (:math:`p` of Eqs. (11), (12), (14); :math:`\bar c`
-        of (8)), in :math:`(0, 1]`; default 0.5: Theorem 3 asks :math:`p \ge 1/2`, it
-        is the SPS default, and with :math:`p \le 1/2` Armijo accepts the :math:`1/L`
+        the Polyak constant :math:`p` of Eqs. (11) and (12) (BiSPS and the ``"sps"``
+        lower rule), in :math:`(0, 1]`; default 0.5: Theorem 3 asks :math:`p \ge 1/2`
+        and it is the SPS default. It is also the constant of the two Armijo searches
+        when ``p_upper``/``c_bar`` are ``None`` (the book's committed results).
+    p_upper:
+        :math:`p` of condition (14), BiSLS's upper search, in :math:`(0, 1]`; ``None``:
+        ``p``. The paper gives none for its bilevel runs; its reported search costs
+        (89 and 115 rounds per iteration from :math:`\alpha_{b,0} = 10` with option 1,
+        Appendix A.2) are the tuned steps' size at :math:`w = 0.9`, i.e. searches that
+        succeed, and the authors' single-level line search ships :math:`c = 0.1`
+        (reading ``"paper-evidence"`` of :data:`bisls_core.readings.READINGS`).
+        Theorem 3's :math:`p \ge 1/2` is the Polyak step's requirement, not Armijo's.
+    c_bar:
+        :math:`\bar c` of condition (8), the lower Armijo search, in :math:`(0, 1]`;
+        ``None``: ``p``. With :math:`\bar c \le 1/2` Armijo accepts the :math:`1/L`
         step on a quadratic.
+    adam_trial:
+        BiSLS-Adam's trial direction in condition (14): ``"m"`` moves the trial along
+        :math:`A_k^{-1}\hat m_k`, the update's direction (the committed results);
+        ``"h"`` along :math:`A_k^{-1} h_f^k` as Algorithm 2, line 13 prints, whose slope
+        matches the decrease :math:`p\alpha\|h_f^k\|^2_{A_k^{-1}}` that (14) asks. The
+        accepted step then moves :math:`x` along :math:`A_k^{-1}\hat m_k` (line 16).
+        Ignored by the SGD direction (both are :math:`h_f^k`).
     delta:
         slack :math:`\delta \ge 0` of condition (14); default 0 ("simply setting
         :math:`\delta = 0` works well", Section 2).
@@ -257,6 +280,9 @@ class BilevelConfig:
     alpha_l0: float | None = None
     beta_schedule: str = "inv"
     p: float = 0.5
+    p_upper: float | None = None
+    c_bar: float | None = None
+    adam_trial: str = "m"
     delta: float = 0.0
     w: float = 0.9
     max_rounds: int = 200
@@ -296,6 +322,16 @@ class BilevelConfig:
         moves the envelope with ``alpha``.
         """
         return self.alpha / 10.0 if self.alpha_l0 is None else float(self.alpha_l0)
+
+    @property
+    def p14(self) -> float:
+        """:math:`p` of condition (14): ``p_upper``, or ``p`` when it is ``None``."""
+        return self.p if self.p_upper is None else float(self.p_upper)
+
+    @property
+    def c8(self) -> float:
+        r""":math:`\bar c` of condition (8): ``c_bar``, or ``p`` when it is ``None``."""
+        return self.p if self.c_bar is None else float(self.c_bar)
 
 
 def _set(cfg: BilevelConfig, name: str, value: Any) -> None:
@@ -338,6 +374,10 @@ def _check_steps(cfg: BilevelConfig) -> None:
                          f"got alpha_l0={cfg.alpha_l0!r} > alpha={cfg.alpha!r}")
     check_choice("beta_schedule", cfg.beta_schedule, SCHEDULES)
     check_positive("p", cfg.p, at_most=1.0)
+    for name in ("p_upper", "c_bar"):
+        if getattr(cfg, name) is not None:
+            check_positive(name, getattr(cfg, name), at_most=1.0)
+    check_choice("adam_trial", cfg.adam_trial, ADAM_TRIALS)
     check_positive("delta", cfg.delta, allow_zero=True)
     check_positive("w", cfg.w, below=1.0)
     check_choice("reset_upper", cfg.reset_upper, RESET_OPTIONS)
@@ -583,7 +623,7 @@ class ArmijoLower(LowerRule):
             with torch.no_grad():
                 return g(x, y - b * grad, idx)
 
-        res = armijo_backtracking(trial, value, _sq(grad), start, c=cfg.p, w=cfg.w,
+        res = armijo_backtracking(trial, value, _sq(grad), start, c=cfg.c8, w=cfg.w,
                                   delta=0.0, max_rounds=cfg.max_rounds)
         if res.outcome == "nonfinite":
             return InnerStep(torch.full_like(y, math.nan), res.step, failed=1, stop=True)
@@ -642,6 +682,12 @@ class UpperInput:
     estimate: Estimate
     beta_hat: Any
     last: InnerStep | None = None
+    trial_d: Tensor | None = None
+
+    @property
+    def trial_direction(self) -> Tensor:
+        """The direction of condition (14)'s trial: ``trial_d``, or :math:`d_k`."""
+        return self.d if self.trial_d is None else self.trial_d
 
 
 @dataclass
@@ -732,24 +778,65 @@ class BiSPSUpper(UpperRule):
         return _descend(it, alpha, n_grad=n_grad, n_hvp=n_hvp)
 
 
+class Line14Trial:
+    r"""The trial of condition (14) (Algorithm 2, lines 13-14), as a reading of the paper
+    sets it: :math:`\varphi(\alpha) = f(x^k - \alpha d, \hat y(\alpha); \phi)` with one
+    lower step :math:`\hat y(\alpha) = b - \beta\nabla_y g(x^k - \alpha d, b; \psi)`,
+    where :math:`d` is the trial direction (``adam_trial``) and :math:`(b, \psi, \beta)`
+    are :math:`(y^{k+1}, \psi_k, \hat\beta)` (line 14: the hypergradient's own lower
+    batch) or, with ``reference="penultimate"``, line 8's :math:`(y^{k,T-1},
+    \psi_{k,T-1}, \beta_{k,T-1})`, so that :math:`\hat y(0) = y^{k+1}`.
+
+    Its slope at 0 is :math:`\varphi'(0) = -\langle h_\beta, d\rangle` with
+    :math:`h_\beta = \nabla_x f - \beta\nabla^2_{xy} g\,\nabla_y f` (the hypergradient
+    with :math:`[\nabla^2_{yy} g]^{-1}` replaced by :math:`\beta I`; ``tests/`` checks it
+    against autograd), which is what condition (14) can certify.
+    """
+
+    def __init__(self, oracles: Oracles, it: UpperInput, penultimate: bool) -> None:
+        self.oracles, self.it = oracles, it
+        self.d = it.trial_direction
+        if penultimate:
+            self.base, self.idx_g, self.beta = it.last.base, it.last.idx, it.last.step
+        else:
+            self.base, self.idx_g, self.beta = it.y, it.estimate.idx_g, it.beta_hat
+
+    def __call__(self, a: float) -> Tensor:
+        """:math:`\varphi(\alpha)`: one lower step from the base, then :math:`f`."""
+        x_hat = self.it.x - a * self.d
+        _, gy = self.oracles.g_and_grad(x_hat, self.base, self.idx_g)
+        with torch.no_grad():
+            return self.oracles.problem.f(x_hat, self.base - self.beta * gy, self.it.estimate.idx_f)
+
+    def model(self) -> tuple[float, float]:
+        r""":math:`\varphi(0)` and :math:`\varphi'(0)`: one forward pass and one backward
+        through the trial's lower step (the diagnostics and the early exit)."""
+        f, g = self.oracles.problem.f, self.oracles.problem.g
+        beta = self.beta.detach() if isinstance(self.beta, Tensor) else self.beta
+        with torch.enable_grad():
+            a = torch.zeros((), dtype=self.it.x.dtype, device=self.it.x.device,
+                            requires_grad=True)
+            x_hat = self.it.x.detach() - a * self.d.detach()
+            y_ = self.base.detach().requires_grad_(True)
+            (gy,) = torch.autograd.grad(g(x_hat, y_, self.idx_g), y_, create_graph=True)
+            phi = f(x_hat, y_ - beta * gy, self.it.estimate.idx_f)
+            (slope,) = torch.autograd.grad(phi, a, allow_unused=True)
+        return float(phi.detach()), 0.0 if slope is None else float(slope)
+
+
 class BiSLSUpper(UpperRule):
     r"""BiSLS, condition (14) with Algorithm 3 (Algorithm 2, lines 9-15): from
     :math:`\mathrm{reset}(\alpha_{\text{prev}}, \alpha_{b,0})` multiply by :math:`w` until
-    :math:`f(\hat x, \hat y; \phi) \le f_{\text{ref}} - p\,\alpha\|h_f^k\|^2_* + \delta`,
-    :math:`\hat x = x^k - \alpha d_k`, :math:`\hat y = y^{k+1} - \beta\nabla_y g(\hat x,
-    y^{k+1}; \psi)` (line 14's one lower step); :math:`f_{\text{ref}}` is
+    :math:`\varphi(\alpha) \le f_{\text{ref}} - p\,\alpha\|h_f^k\|^2_* + \delta`
+    (:class:`Line14Trial`, :math:`p` = ``p_upper``); :math:`f_{\text{ref}}` is
     :math:`f(x^k, y^{k+1}; \phi)` (``reference="paper"``) or the trial at
     :math:`\alpha = 0` (``"one_step"``). State: the last accepted :math:`\alpha`.
 
-    Condition (14) tests a surrogate of :math:`F`: with one lower step, near
-    :math:`y^{k+1} \approx y^*(x^k)` its slope at :math:`\alpha = 0` is
-    :math:`-\langle \nabla_x f - \nabla^2_{xy} g\,\beta\,\nabla_y f, d_k\rangle`, i.e.
-    the hypergradient with :math:`[\nabla^2_{yy} g]^{-1}` replaced by :math:`\beta I`.
-    When :math:`\beta\nabla^2_{yy} g \ne I` and :math:`\nabla_y f \ne 0` at the
-    solution, the condition can become unsatisfiable (with :math:`\delta = 0`) close
-    to a stationary point of :math:`F`, and the accepted steps shrink: on the
-    quadratic test problem BiSLS-SGD then stalls at a small but non-zero gap, while
-    with :math:`\nabla^2_{yy} g = I` (:math:`\beta = 1` exact) it converges.
+    Near a stationary point of :math:`F`, :math:`h_f \to 0` while :math:`h_f - h_\beta`
+    does not (unless :math:`\beta\nabla^2_{yy} g = I`), so with :math:`\delta = 0` a
+    share of the searches cannot succeed for any :math:`p`; with the identity estimator
+    and :math:`f` independent of :math:`x`, :math:`h_\beta = \beta h_f` and a search
+    with zero offset passes at small :math:`\alpha` iff :math:`\beta > p`.
     """
 
     #: ``upper_outcome``: the search's outcome as a code of
@@ -765,61 +852,37 @@ class BiSLSUpper(UpperRule):
         super().__init__(cfg, oracles)
         self.prev: float | None = None
 
-    def _lower_step(self, it: UpperInput) -> tuple[Tensor, Any, Any]:
-        """Base point, batch and step of the trial's one lower step (line 14, or the
-        last inner step redone with ``reference="penultimate"``)."""
-        if self.cfg.reference == "penultimate":
-            return it.last.base, it.last.idx, it.last.step
-        return it.y, it.estimate.idx_g, it.beta_hat
-
-    def _model(self, it: UpperInput, base: Tensor, idx_g, beta) -> tuple[float, float]:
-        r""":math:`\varphi(0)` and :math:`\varphi'(0)` of the trial
-        :math:`\varphi(\alpha) = f(x^k - \alpha d_k, \hat y)`: one forward pass and one
-        backward through the trial's lower step."""
-        f, g = self.oracles.problem.f, self.oracles.problem.g
-        beta = beta.detach() if isinstance(beta, Tensor) else beta
-        with torch.enable_grad():
-            a = torch.zeros((), dtype=it.x.dtype, device=it.x.device, requires_grad=True)
-            x_hat = it.x.detach() - a * it.d.detach()
-            y_ = base.detach().requires_grad_(True)
-            (gy,) = torch.autograd.grad(g(x_hat, y_, idx_g), y_, create_graph=True)
-            phi = f(x_hat, y_ - beta * gy, it.estimate.idx_f)
-            (slope,) = torch.autograd.grad(phi, a, allow_unused=True)
-        return float(phi.detach()), 0.0 if slope is None else float(slope)
-
-    def step(self, it: UpperInput) -> UpperStep:
-        cfg, f = self.cfg, self.oracles.problem.f
-        start = reset(self.prev, cfg.alpha, cfg.reset_upper, cfg.eta)
-        idx_f = it.estimate.idx_f
-        base, idx_g, beta = self._lower_step(it)
-
-        def trial(a: float) -> Tensor:
-            x_hat = it.x - a * it.d
-            _, gy = self.oracles.g_and_grad(x_hat, base, idx_g)
-            with torch.no_grad():
-                return f(x_hat, base - beta * gy, idx_f)
-
-        f_ref, n_grad, n_fun, n_hvp, model = it.estimate.result.f_value, 0, 0, 0, None
-        extra = {"upper_asked": -cfg.p * float(it.sq_norm)}
+    def _reference(self, trial: Line14Trial, it: UpperInput) -> tuple[Any, dict, Any, int]:
+        """Line 14's right-hand side, the diagnostics and the model of the trial (with
+        ``diagnostics`` or ``early_exit``), and the oracle calls they cost."""
+        cfg, f_ref = self.cfg, it.estimate.result.f_value
+        extra, model, calls = {"upper_asked": -cfg.p14 * float(it.sq_norm)}, None, 0
         if cfg.diagnostics or cfg.early_exit:
-            model = self._model(it, base, idx_g, beta)
-            n_grad, n_fun, n_hvp = 1, 1, 1
+            model, calls = trial.model(), 1
             if cfg.reference == "one_step":
                 f_ref = model[0]
             extra |= {"upper_offset": model[0] - float(f_ref), "upper_slope": model[1]}
         elif cfg.reference == "one_step":
-            f_ref, n_grad, n_fun = trial(0.0), 1, 1
-        res = armijo_backtracking(trial, f_ref, it.sq_norm, start, c=cfg.p, w=cfg.w,
-                                  delta=cfg.delta, max_rounds=cfg.max_rounds,
-                                  early_exit=cfg.early_exit, model=model,
-                                  on_failure=cfg.on_failure)
+            f_ref, calls = trial(0.0), 1
+        return f_ref, extra, model, calls
+
+    def step(self, it: UpperInput) -> UpperStep:
+        cfg = self.cfg
+        trial = Line14Trial(self.oracles, it, cfg.reference == "penultimate")
+        f_ref, extra, model, calls = self._reference(trial, it)
+        res = armijo_backtracking(trial, f_ref, it.sq_norm, reset(self.prev, cfg.alpha,
+                                                                  cfg.reset_upper, cfg.eta),
+                                  c=cfg.p14, w=cfg.w, delta=cfg.delta,
+                                  max_rounds=cfg.max_rounds, early_exit=cfg.early_exit,
+                                  model=model, on_failure=cfg.on_failure)
         if res.success:  # a failed search does not become the next start
             self.prev = res.step
         exit_round = res.info.get("exit_round")
         extra |= {"upper_outcome": OUTCOME_CODES[res.outcome],
                   "upper_exit_round": math.nan if exit_round is None else exit_round}
+        n_hvp = 1 if model is not None else 0
         return _descend(it, res.step, rounds=res.rounds, failures=int(not res.success),
-                        n_grad=n_grad + res.rounds, n_fun=n_fun + res.rounds, n_hvp=n_hvp,
+                        n_grad=calls + res.rounds, n_fun=calls + res.rounds, n_hvp=n_hvp,
                         extra=extra)
 
 
@@ -856,6 +919,9 @@ UPPER_RULES: dict[str, type[UpperRule]] = {
 class SGDDirection:
     """:math:`d_k = h_f^k`, with :math:`\\|h_f^k\\|^2` (Algorithm 2, SGD)."""
 
+    #: the trial direction of condition (14) (``None``: :math:`d_k` itself).
+    trial: Tensor | None = None
+
     def __init__(self, cfg: BilevelConfig, x0: Tensor) -> None:
         pass
 
@@ -868,18 +934,22 @@ class AdamDirection:
     prints a minus: a typo, see ERRATA), :math:`v_k = \beta_2 v_{k-1} + (1-\beta_2)
     (h_f^k)^2`, :math:`A_k = \sqrt{v_k/(1-\beta_2^{k+1})} + \epsilon`,
     :math:`d_k = A_k^{-1} m_k/(1-\beta_1^{k+1})`; the norm of condition (14) is
-    :math:`\|h_f^k\|^2_{A_k^{-1}} = \sum_i (h_f^k)_i^2/(A_k)_i`. State: the moments."""
+    :math:`\|h_f^k\|^2_{A_k^{-1}} = \sum_i (h_f^k)_i^2/(A_k)_i`. State: the moments.
+    With ``adam_trial="h"``, ``trial`` is :math:`A_k^{-1} h_f^k` (Algorithm 2, line 13)."""
 
     def __init__(self, cfg: BilevelConfig, x0: Tensor) -> None:
         self.b1, self.b2 = (float(b) for b in cfg.adam_betas)
         self.eps = cfg.adam_eps
+        self.along_h = cfg.adam_trial == "h"
         self.m, self.v = torch.zeros_like(x0), torch.zeros_like(x0)
+        self.trial: Tensor | None = None
 
     def __call__(self, k: int, h: Tensor) -> tuple[Tensor, Tensor]:
         b1, b2 = self.b1, self.b2
         self.m = b1 * self.m + (1 - b1) * h
         self.v = b2 * self.v + (1 - b2) * h * h
         a_mat = torch.sqrt(self.v / (1 - b2 ** (k + 1))) + self.eps
+        self.trial = h / a_mat if self.along_h else None
         return (self.m / (1 - b1 ** (k + 1))) / a_mat, torch.sum(h * h / a_mat)
 
 
@@ -1101,7 +1171,7 @@ def run_bilevel(
         est = oracles.hypergradient(x, y)  # h_f^k at (x^k, y^{k+1})
         d, sq_norm = direction(k, est.result.h)  # d_k
         up = upper.step(UpperInput(k, x, y, d, sq_norm, est, lower.line14_step(low.beta_last),
-                                   low.last))
+                                   low.last, direction.trial))
         x = up.x  # x^{k+1}
         if x.is_cuda:  # time the work, not its queuing
             torch.cuda.synchronize(x.device)
@@ -1132,13 +1202,20 @@ METHODS: dict[str, dict] = {
 }
 
 
-def make_config(method: str, **overrides) -> BilevelConfig:
-    """``BilevelConfig`` of a named method of :data:`METHODS`, with fields overridden.
+def make_config(method: str, reading: str | None = None, **overrides) -> BilevelConfig:
+    """``BilevelConfig`` of a named method of :data:`METHODS`, read with the reading
+    ``reading`` of the paper's open choices (a name of
+    :data:`bisls_core.readings.READINGS`; ``None``: the method's own constants, which are
+    the ``"as-before"`` reading), with fields overridden (``overrides`` win).
 
     >>> make_config("BiSLS-Adam", K=10, alpha=10.0).direction
     'adam'
+    >>> make_config("BiSLS-Adam", reading="paper-evidence").p14
+    0.1
     """
     check_choice("method", method, METHODS)
+    if reading is not None:
+        overrides = {**reading_fields(reading), **overrides}
     names = {fl.name for fl in fields(BilevelConfig)}
     unknown = sorted(set(overrides) - names)
     if unknown:
@@ -1155,8 +1232,8 @@ def run_config(config: dict, *, seed: int = 0, device: str = "cpu") -> dict[str,
     ``config`` holds ``"problem"`` (a name of :data:`bisls_core.problems.PROBLEMS`),
     optional ``"problem_args"`` (sizes passed to its ``make``), optional
     ``"problem_seed"`` (default: the run's seed, so each run also draws its own
-    initialisation), ``"method"`` (a name of :data:`METHODS`) and any
-    :class:`BilevelConfig` field.
+    initialisation), ``"method"`` (a name of :data:`METHODS`), an optional ``"reading"``
+    (:data:`bisls_core.readings.READINGS`) and any :class:`BilevelConfig` field.
     """
     from .problems import PROBLEMS, make
 
@@ -1171,8 +1248,9 @@ def run_config(config: dict, *, seed: int = 0, device: str = "cpu") -> dict[str,
     method = config.pop("method")
     if "adam_betas" in config:
         config["adam_betas"] = tuple(config["adam_betas"])
+    reading = config.pop("reading", None)
     problem = make(problem_name, device=device, seed=problem_seed, **problem_args)
-    return run_bilevel(problem, make_config(method, **config), seed=seed)
+    return run_bilevel(problem, make_config(method, reading, **config), seed=seed)
 
 
 run_config.cache_version = "1"

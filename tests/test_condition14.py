@@ -271,3 +271,64 @@ def test_page_sizes_follow_n_runs_and_check_each_other():
     labels = list(C.configs(C.sizes("smoke")))
     assert len(labels) == 2 * 3 * 2 * 2 and len(set(labels)) == len(labels)
     assert all(c["early_exit"] and c["diagnostics"] for c in C.configs(C.sizes("smoke")).values())
+
+
+# --------------------------------------------------------------------------- phi'(0) = -<h_beta, d>
+def _h_beta(prob, it, base, idx_g, beta):
+    """h_beta = grad_x f - beta grad2_xy g grad_y f at (x^k, base - beta grad_y g): the
+    hypergradient with [grad2_yy g]^-1 replaced by beta I, by autograd's cross product."""
+    x = it.x.detach().requires_grad_(True)
+    y_ = base.detach().requires_grad_(True)
+    (gy,) = torch.autograd.grad(prob.g(x, y_, idx_g), y_, create_graph=True)
+    y0 = (base - beta * gy).detach().requires_grad_(True)
+    xf = it.x.detach().requires_grad_(True)
+    fx, fy = torch.autograd.grad(prob.f(xf, y0, it.estimate.idx_f), (xf, y0), allow_unused=True)
+    fx = torch.zeros_like(xf) if fx is None else fx
+    (cross,) = torch.autograd.grad(gy, x, grad_outputs=fy)  # grad2_xy g . grad_y f
+    return fx - beta * cross
+
+
+@pytest.mark.parametrize("reference", B.REFERENCES)
+def test_the_trial_slope_is_minus_h_beta_along_d(prob, reference):
+    """The derivation on the condition (14) page: phi'(0) = -<h_beta, d> (autograd of the
+    trial against the formula, on the quadratic bilevel problem)."""
+    cfg = B.BilevelConfig(lower="fixed", beta=0.3, reference=reference, alpha=1.0)
+    _, it = _input(prob, cfg)
+    trial = B.Line14Trial(B.Oracles(prob, cfg, torch.Generator()), it, reference == "penultimate")
+    _, slope = trial.model()
+    h_beta = _h_beta(prob, it, trial.base, trial.idx_g, trial.beta)
+    assert slope == pytest.approx(-float(h_beta @ it.d), rel=1e-10, abs=1e-12)
+    # and h_beta is not the hypergradient unless beta grad2_yy g = I
+    assert not torch.allclose(h_beta, it.estimate.result.h, rtol=1e-3)
+
+
+class _FreeOfX:
+    """f independent of x (as in distillation), g(x, y) = |y - A x|^2 / 2: with the
+    identity estimator h = -grad2_xy g grad_y f = A^T grad_y f and h_beta = beta h."""
+
+    def __init__(self, seed=0):
+        gen = torch.Generator().manual_seed(seed)
+        self.A = torch.randn(4, 3, generator=gen, dtype=torch.float64)
+        self.b = torch.randn(4, generator=gen, dtype=torch.float64)
+
+    def f(self, x, y, idx=None):
+        return 0.5 * torch.sum((y - self.b) ** 2)
+
+    def g(self, x, y, idx=None):
+        return 0.5 * torch.sum((y - self.A @ x) ** 2)
+
+
+@pytest.mark.parametrize("beta, p", [(0.3, 0.1), (0.05, 0.1), (0.5, 0.4), (0.3, 0.5)])
+def test_with_the_identity_estimator_a_search_passes_at_small_steps_iff_beta_exceeds_p(beta, p):
+    prob = _FreeOfX()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(3, generator=gen, dtype=torch.float64)
+    y = prob.A @ x + 0.5 * torch.randn(4, generator=gen, dtype=torch.float64)
+    h = prob.A.T @ (y - beta * (y - prob.A @ x) - prob.b)  # grad_y f at the trial's y(0)
+    phi = lambda a: prob.f(None, (y - beta * (y - prob.A @ (x - a * h))))  # noqa: E731
+    sq = float(h @ h)
+    # zero offset (the reference is phi(0)): the test phi(a) <= phi(0) - p a |h|^2
+    passes = [float(phi(a)) <= float(phi(0.0)) - p * a * sq for a in (1e-6, 1e-7, 1e-8)]
+    assert all(passes) == (beta > p) and (any(passes) == (beta > p))
+    slope = (float(phi(1e-7)) - float(phi(-1e-7))) / 2e-7
+    assert slope == pytest.approx(-beta * sq, rel=1e-5)  # h_beta = beta h
