@@ -37,6 +37,17 @@
 # trial at $\alpha = 0$ (no offset, one more evaluation); `penultimate`, the last lower
 # step redone from $y^{k,T-1}$ on its batch and step (no offset, no extra cost).
 #
+# Why the slope is shallow: with $\hat y(\alpha) = y^+ - \beta\nabla_y g(x^k - \alpha d, y^+)$
+# the chain rule gives $\varphi'(0) = -\langle h_\beta, d\rangle$ with
+# $h_\beta = \nabla_x f - \beta\nabla^2_{xy} g\,\nabla_y f$, the hypergradient with
+# $[\nabla^2_{yy} g]^{-1}$ replaced by $\beta I$ (checked against autograd in
+# `tests/test_condition14.py`). With the identity estimator and $f$ independent of $x$,
+# $h_\beta = \beta h_f$, and the search passes at small steps iff $\beta > p$; near a
+# stationary point of $F$, $h_f \to 0$ while $h_f - h_\beta$ does not, so a fixed share of
+# searches fails for any $p$ unless $\beta\nabla^2_{yy} g = I$. The paper gives no $p$ for
+# (14): the [choices page](../book/en/choices.md) lists the readings of it and of the
+# other open constants.
+#
 # ```{admonition} Settings
 # :class: note
 # Hyper-representation at the page's own `cpu` sizes (`bisls_core.sweeps.condition14`):
