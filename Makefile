@@ -43,7 +43,7 @@ book: $(STAMP)  ## execute the notebooks (from the results cache) at the book's 
 
 # Each stage's wall time goes to .scratch/timings.txt and .scratch/timings.json (make test
 # leaves the git tree clean); `make test-timings` copies the JSON into results/cpu/timings/.
-test:  ## what CI runs: unit tests, smoke notebooks, nbval, the book with -W
+test:  ## what CI runs: unit tests, smoke notebooks, nbval, the book with -W, make reproduce on one page
 	@mkdir -p $(SCRATCH) && rm -f $(SCRATCH)/timings.txt $(SCRATCH)/timings.json
 	$(PYTHON) scripts/timed.py install $(MAKE) --no-print-directory install
 	$(BIN)/python scripts/timed.py install-check $(BIN)/python -c "import torch, torchvision, bisls_core; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
