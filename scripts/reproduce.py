@@ -24,7 +24,8 @@ recomputed 95 % interval inside the committed interval?
 The report (JSON, with this machine's CPU model) goes to ``.scratch/reproduce/report.json``;
 ``--save`` also writes it to ``results/<scale>/reproduce.json``, which
 ``scripts/scorecard.py`` renders on the scales page. Exit status 0 unless a page failed
-to run (a drift is a finding, not a failure).
+to run (a drift is a finding, not a failure). SIGTERM or SIGINT ends every papermill,
+kernel and worker it started (``scripts/run_notebooks.py``'s handling).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -42,6 +44,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import run_notebooks  # noqa: E402  (its children and signal handling)
 
 from bisls_core import cache  # noqa: E402
 from bisls_core.records import read_claims  # noqa: E402
@@ -143,8 +148,18 @@ def run_page(page: str, scale: str, timeout: float | None) -> tuple[int, float, 
            str(work / f"{page}.ipynb"), "--cwd", str(ROOT / "notebooks"), "-k", "python3",
            "--no-progress-bar", "-p", "recompute", "True"]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    return proc.returncode, time.perf_counter() - t0, proc.stderr[-3000:]
+    proc = run_notebooks.CHILDREN.start(cmd, env)  # its own session: a signal ends its tree
+    if proc is None:
+        return 128 + signal.SIGTERM, 0.0, "not started: stopping"
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        run_notebooks.stop_trees([proc.pid], signal.SIGTERM)
+        _, err = proc.communicate()
+        err = f"{err or ''}\nstopped after {timeout} s (--timeout)"
+    finally:
+        run_notebooks.CHILDREN.finished(proc)
+    return proc.returncode, time.perf_counter() - t0, (err or "")[-3000:]
 
 
 def compare_page(page: str, scale: str) -> dict:
@@ -195,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=None, help="seconds per page")
     args = ap.parse_args(argv)
     chosen = pages(args.pages)
+    run_notebooks.install_signal_handlers()  # SIGTERM/SIGINT end papermill, kernel, workers
     scale = book_scale()
     report = {"scale": scale, "cpu": cpu_model(), "cores": os.cpu_count(),
               "date": time.strftime("%Y-%m-%d"), "pages": {}}
