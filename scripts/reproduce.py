@@ -4,6 +4,7 @@
     python scripts/reproduce.py all              # every page (hours)
     python scripts/reproduce.py thm2_strongly_convex_rate fig04_quadratics
     python scripts/reproduce.py --save           # also keep the report for the scales page
+    python scripts/reproduce.py --compare-only   # compare the last recomputation again
 
 (``make reproduce``, ``make reproduce PAGES=all``, ``make reproduce SAVE=1``.)
 
@@ -12,7 +13,8 @@ Each page runs with papermill at the book's scale with ``recompute True`` into
 listing the cache entries it uses (``BISLS_CACHE_LOG``). Then every recomputed entry is
 compared with the committed entry of the same key:
 
-* **identical**: the same arrays, bit for bit (the same SHA-256);
+* **identical**: the same arrays, bit for bit (the same SHA-256), the wall-clock
+  seconds per iteration (``time``, a measurement of the machine) left out;
 * **within 1e-12**: every float equal to a relative 1e-12 (``REPRODUCE_RTOL``), the rest equal;
 * **drifted**: otherwise, with the largest relative difference of the runs' final values
   (the last row of every float array; a run finite on one machine and not on the other
@@ -84,6 +86,11 @@ def pages(names: list[str]) -> list[str]:
     return chosen
 
 
+#: Arrays that measure the machine, not the mathematics (wall-clock seconds per
+#: iteration): left out of the comparison, since no two runs share them.
+MEASUREMENTS = ("time",)
+
+
 def final_rows(record: dict) -> dict[str, np.ndarray]:
     """The last row of every float array of a run (its final values)."""
     return {k: np.atleast_1d(np.asarray(v)[-1] if np.ndim(v) else np.asarray(v)).astype(float)
@@ -92,7 +99,10 @@ def final_rows(record: dict) -> dict[str, np.ndarray]:
 
 def compare_entry(new: dict, old: dict) -> tuple[str, float, bool]:
     """``(kind, largest relative difference of the final values, diverged on one side)``,
-    ``kind`` one of ``identical``, ``within 1e-12``, ``drifted``."""
+    ``kind`` one of ``identical``, ``within 1e-12``, ``drifted``; the
+    :data:`MEASUREMENTS` are left out."""
+    new = {k: v for k, v in new.items() if k not in MEASUREMENTS}
+    old = {k: v for k, v in old.items() if k not in MEASUREMENTS}
     if cache._digest(new) == cache._digest(old):
         return "identical", 0.0, False
     if cache._reproduces(new, old):
@@ -208,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--save", action="store_true",
                     help="also write the report to results/<scale>/reproduce.json")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per page")
+    ap.add_argument("--compare-only", action="store_true",
+                    help="compare the pages recomputed last time (.scratch/reproduce/), "
+                         "recompute nothing")
     args = ap.parse_args(argv)
     chosen = pages(args.pages)
     run_notebooks.install_signal_handlers()  # SIGTERM/SIGINT end papermill, kernel, workers
@@ -216,12 +229,17 @@ def main(argv: list[str] | None = None) -> int:
               "date": time.strftime("%Y-%m-%d"), "pages": {}}
     failed = []
     for page in chosen:
-        rc, seconds, err = run_page(page, scale, args.timeout)
+        if args.compare_only:
+            rc, seconds, err = (0, float("nan"), "") if (OUT / page).is_dir() else (
+                1, 0.0, f"not recomputed yet: no {OUT / page}")
+        else:
+            rc, seconds, err = run_page(page, scale, args.timeout)
         if rc != 0:
             failed.append(page)
             print(f"{page}: FAILED\n{err}", file=sys.stderr)
             continue
-        row = {"seconds": round(seconds, 1), **compare_page(page, scale)}
+        row = {"seconds": None if seconds != seconds else round(seconds, 1),
+               **compare_page(page, scale)}
         report["pages"][page] = row
         print(line(page, row), flush=True)
     OUT.mkdir(parents=True, exist_ok=True)

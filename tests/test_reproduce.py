@@ -17,6 +17,8 @@ import reproduce  # noqa: E402
 def test_entries_are_identical_within_round_off_or_drifted():
     old = {"loss": np.array([3.0, 2.0, 1.0]), "n": np.arange(3)}
     assert reproduce.compare_entry(dict(old), old) == ("identical", 0.0, False)
+    timed = {**old, "time": np.array([0.1, 0.2, 0.3])}  # the machine's seconds: not compared
+    assert reproduce.compare_entry({**timed, "time": timed["time"] * 2}, timed)[0] == "identical"
     near = {"loss": old["loss"] * (1 + 1e-14), "n": np.arange(3)}
     assert reproduce.compare_entry(near, old)[0] == "within 1e-12"
     far = {"loss": np.array([3.0, 2.0, 1.1]), "n": np.arange(3)}
