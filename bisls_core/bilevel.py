@@ -62,13 +62,14 @@ from .optim import (
     external_step,
     make_external,
 )
-from .problems import BilevelProblem
+from .problems import BilevelProblem, keeping_graphs
 from .readings import reading_fields
 from .stepsizes import (
     ON_FAILURE,
     OUTCOME_CODES,
     RESET_OPTIONS,
     SCHEDULES,
+    _epsilon,
     armijo_backtracking,
     check_bool,
     check_choice,
@@ -254,7 +255,9 @@ class BilevelConfig:
         record the trial function's offset :math:`\varphi(0) - f_{\text{ref}}` and
         slope :math:`\varphi'(0)` at every BiSLS search (``upper_offset``,
         ``upper_slope``; one more forward pass and one backward through the trial's
-        lower step, counted in ``n_fun``, ``n_grad`` and ``n_hvp``). Default off.
+        lower step, counted in ``n_fun``, ``n_grad`` and ``n_hvp``; the forward passes at
+        :math:`x^k` are the hypergradient's, kept for it, see :meth:`Line14Trial.model`).
+        Default off.
     early_exit:
         stop a BiSLS search that cannot succeed (guard 5 of
         :func:`bisls_core.stepsizes.armijo_backtracking`; computes the slope as
@@ -421,13 +424,28 @@ def _sq(t: Tensor) -> Tensor:
 
 
 def _is_finite(*values) -> bool:
+    """Whether every value (tensors: every entry) is finite; the tensors are checked in
+    one host synchronisation when they share a device."""
+    flags = []
     for v in values:
         if isinstance(v, Tensor):
-            if not bool(torch.isfinite(v).all()):
-                return False
+            flags.append(torch.isfinite(v).all())
         elif not math.isfinite(float(v)):
             return False
-    return True
+    if len({flag.device for flag in flags}) > 1:
+        return all(bool(flag) for flag in flags)
+    return not flags or bool(flags[0] if len(flags) == 1 else torch.stack(flags).all())
+
+
+def _host(*values) -> list[float]:
+    """``[float(v) for v in values]`` with one host synchronisation for the 0-d tensors of
+    one dtype and device (the same numbers: ``tolist`` converts as ``float`` does)."""
+    tensors = [v for v in values if isinstance(v, Tensor)]
+    if len(tensors) < 2 or len({(t.dtype, t.device) for t in tensors}) > 1 \
+            or any(t.dim() for t in tensors):
+        return [float(v) for v in values]
+    read = iter(torch.stack([t.detach() for t in tensors]).tolist())
+    return [next(read) if isinstance(v, Tensor) else float(v) for v in values]
 
 
 @dataclass(frozen=True)
@@ -448,6 +466,8 @@ class Oracles:
         self.problem, self.cfg, self.gen = problem, cfg, gen
         stochastic = cfg.hypergrad == "neumann_stochastic" and problem.batch_lower is not None
         self._factor_batches = problem.sample_lower if stochastic else None
+        # BiSLS's trial model (diagnostics, early exit) reuses the hypergradient's graph
+        self._keep_graph = cfg.upper == "bisls" and (cfg.diagnostics or cfg.early_exit)
 
     def lower_batch(self):
         """A fresh lower-level batch :math:`\\psi`."""
@@ -469,7 +489,7 @@ class Oracles:
         idx_f, idx_g = self.problem.sample_upper(self.gen), self.problem.sample_lower(self.gen)
         hg = hypergradient(self.problem.f, self.problem.g, x, y, idx_f, idx_g, cfg.hypergrad,
                            steps=cfg.hypergrad_steps, lr=cfg.hypergrad_lr, gen=self.gen,
-                           index_sampler=self._factor_batches)
+                           index_sampler=self._factor_batches, keep_graph=self._keep_graph)
         return Estimate(hg, idx_f, idx_g)
 
 
@@ -623,8 +643,9 @@ class ArmijoLower(LowerRule):
             with torch.no_grad():
                 return g(x, y - b * grad, idx)
 
-        res = armijo_backtracking(trial, value, _sq(grad), start, c=cfg.c8, w=cfg.w,
-                                  delta=0.0, max_rounds=cfg.max_rounds)
+        f_old, sq_norm = _host(value, _sq(grad))  # one transfer
+        res = armijo_backtracking(trial, f_old, sq_norm, start, c=cfg.c8, w=cfg.w,
+                                  delta=0.0, max_rounds=cfg.max_rounds, eps=_epsilon(value))
         if res.outcome == "nonfinite":
             return InnerStep(torch.full_like(y, math.nan), res.step, failed=1, stop=True)
         if res.success:
@@ -794,7 +815,7 @@ class Line14Trial:
     """
 
     def __init__(self, oracles: Oracles, it: UpperInput, penultimate: bool) -> None:
-        self.oracles, self.it = oracles, it
+        self.oracles, self.it, self.penultimate = oracles, it, penultimate
         self.d = it.trial_direction
         if penultimate:
             self.base, self.idx_g, self.beta = it.last.base, it.last.idx, it.last.step
@@ -808,9 +829,46 @@ class Line14Trial:
         with torch.no_grad():
             return self.oracles.problem.f(x_hat, self.base - self.beta * gy, self.it.estimate.idx_f)
 
-    def model(self) -> tuple[float, float]:
+    def model(self, reuse: bool = True) -> tuple[float, float]:
         r""":math:`\varphi(0)` and :math:`\varphi'(0)`: one forward pass and one backward
-        through the trial's lower step (the diagnostics and the early exit)."""
+        through the trial's lower step (the diagnostics and the early exit).
+
+        With ``reuse`` and the hypergradient's graph (``HypergradResult.graph``, kept when
+        the run needs this model) nothing is evaluated twice: :math:`\nabla_y g(x^k,
+        y^{k+1}; \psi_k)` is the hypergradient's own (with its graph; not with
+        ``"penultimate"``, whose lower step starts elsewhere), the problem may hand back
+        its forward passes at :math:`x^k` (:func:`bisls_core.problems.keeping_graphs`),
+        and :math:`\varphi'(0) = -\langle\nabla_x\varphi, d\rangle` is reduced as
+        autograd reduces it through :math:`\hat x = x^k - \alpha d`: the same numbers, bit
+        for bit, as the graph through :math:`\alpha` (``reuse=False``). The caller passes
+        ``reuse=False`` when :math:`d` may not be finite (at :math:`\alpha = 0`,
+        :math:`x^k - 0\cdot d` is then NaN where :math:`x^k` is not)."""
+        kept = self.it.estimate.result.graph
+        if not reuse or kept is None or kept.x is None:
+            if kept is not None:
+                kept.release()
+            return self._model_through_alpha()
+        f, g = self.oracles.problem.f, self.oracles.problem.g
+        beta = self.beta.detach() if isinstance(self.beta, Tensor) else self.beta
+        x_ = kept.x
+        with torch.enable_grad(), keeping_graphs():
+            if self.penultimate:
+                y_ = self.base.detach().requires_grad_(True)
+                (gy,) = torch.autograd.grad(g(x_, y_, self.idx_g), y_, create_graph=True)
+            else:
+                y_, gy = kept.y, kept.gy
+            phi = f(x_, y_ - beta * gy, self.it.estimate.idx_f)
+            (grad,) = torch.autograd.grad(phi, x_, allow_unused=True)
+        kept.release()
+        if grad is None:
+            return float(phi.detach()), 0.0
+        # d(phi)/d(alpha) through x_hat = x - alpha * d: SubBackward gives -grad, MulBackward
+        # (-grad) * d, and the engine sums it to alpha's shape (at::sum_to)
+        slope = ((-grad) * self.d.detach()).sum(0, keepdim=True).view(())
+        phi0, slope0 = _host(phi, slope)  # one transfer
+        return phi0, slope0
+
+    def _model_through_alpha(self) -> tuple[float, float]:
         f, g = self.oracles.problem.f, self.oracles.problem.g
         beta = self.beta.detach() if isinstance(self.beta, Tensor) else self.beta
         with torch.enable_grad():
@@ -821,7 +879,10 @@ class Line14Trial:
             (gy,) = torch.autograd.grad(g(x_hat, y_, self.idx_g), y_, create_graph=True)
             phi = f(x_hat, y_ - beta * gy, self.it.estimate.idx_f)
             (slope,) = torch.autograd.grad(phi, a, allow_unused=True)
-        return float(phi.detach()), 0.0 if slope is None else float(slope)
+        if slope is None:
+            return float(phi.detach()), 0.0
+        phi0, slope0 = _host(phi, slope)
+        return phi0, slope0
 
 
 class BiSLSUpper(UpperRule):
@@ -852,29 +913,36 @@ class BiSLSUpper(UpperRule):
         super().__init__(cfg, oracles)
         self.prev: float | None = None
 
-    def _reference(self, trial: Line14Trial, it: UpperInput) -> tuple[Any, dict, Any, int]:
-        """Line 14's right-hand side, the diagnostics and the model of the trial (with
-        ``diagnostics`` or ``early_exit``), and the oracle calls they cost."""
+    def _reference(self, trial: Line14Trial, it: UpperInput) -> tuple[float, float, float, dict,
+                                                                       Any, int]:
+        r"""Line 14's right-hand side (read off the device with :math:`\|h_f^k\|^2_*` in
+        one transfer, with the epsilon of its type for the round-off guard) and that
+        norm, the diagnostics and the model of the trial (with ``diagnostics`` or
+        ``early_exit``), and the oracle calls they cost."""
         cfg, f_ref = self.cfg, it.estimate.result.f_value
-        extra, model, calls = {"upper_asked": -cfg.p14 * float(it.sq_norm)}, None, 0
+        f_old, sq_norm = _host(f_ref, it.sq_norm)
+        eps = _epsilon(f_ref)
+        extra, model, calls = {"upper_asked": -cfg.p14 * sq_norm}, None, 0
         if cfg.diagnostics or cfg.early_exit:
-            model, calls = trial.model(), 1
+            # a finite ||h||^2_* means a finite d (SGD: d = h; Adam: h, m and v finite)
+            model, calls = trial.model(reuse=math.isfinite(sq_norm)), 1
             if cfg.reference == "one_step":
-                f_ref = model[0]
-            extra |= {"upper_offset": model[0] - float(f_ref), "upper_slope": model[1]}
+                f_old, eps = model[0], _epsilon(model[0])
+            extra |= {"upper_offset": model[0] - f_old, "upper_slope": model[1]}
         elif cfg.reference == "one_step":
-            f_ref, calls = trial(0.0), 1
-        return f_ref, extra, model, calls
+            value, calls = trial(0.0), 1
+            f_old, eps = float(value), _epsilon(value)
+        return f_old, eps, sq_norm, extra, model, calls
 
     def step(self, it: UpperInput) -> UpperStep:
         cfg = self.cfg
         trial = Line14Trial(self.oracles, it, cfg.reference == "penultimate")
-        f_ref, extra, model, calls = self._reference(trial, it)
-        res = armijo_backtracking(trial, f_ref, it.sq_norm, reset(self.prev, cfg.alpha,
-                                                                  cfg.reset_upper, cfg.eta),
+        f_old, eps, sq_norm, extra, model, calls = self._reference(trial, it)
+        res = armijo_backtracking(trial, f_old, sq_norm, reset(self.prev, cfg.alpha,
+                                                               cfg.reset_upper, cfg.eta),
                                   c=cfg.p14, w=cfg.w, delta=cfg.delta,
                                   max_rounds=cfg.max_rounds, early_exit=cfg.early_exit,
-                                  model=model, on_failure=cfg.on_failure)
+                                  model=model, on_failure=cfg.on_failure, eps=eps)
         if res.success:  # a failed search does not become the next start
             self.prev = res.step
         exit_round = res.info.get("exit_round")
@@ -1037,8 +1105,9 @@ class Record:
         """Record iteration ``k`` (metrics at :math:`(x^{k+1}, y^{k+1})` when due);
         whether the run diverged there (then ``diverged[k:]`` is set)."""
         rec, T = self.rec, self.cfg.T
+        f_value, g_value = _host(hg.f_value, hg.g_value)  # one transfer
         facts = {
-            "upper_loss": float(hg.f_value), "lower_loss": float(hg.g_value),
+            "upper_loss": f_value, "lower_loss": g_value,
             "alpha": float(up.alpha), "beta": float(low.beta_sum) / T,
             "beta_last": float(low.beta_last), "upper_rounds": up.rounds,
             "lower_rounds": low.rounds / T, "upper_failures": up.failures,
@@ -1051,8 +1120,9 @@ class Record:
         values = {}
         if self.metric_keys and (k % self.cfg.eval_every == 0 or k == self.cfg.K - 1):
             values = self.problem.metrics(self.upper.output(up.x), y)
-            for key in self.metric_keys:
-                rec[key][k] = float(values[key])
+            for key, value in zip(self.metric_keys, _host(*(values[key] for key in
+                                                            self.metric_keys))):
+                rec[key][k] = value
         if _is_finite(rec["upper_loss"][k], rec["lower_loss"][k], up.x, y, *values.values()):
             return False
         rec["diverged"][k:] = True
@@ -1060,8 +1130,8 @@ class Record:
 
     def result(self, x: Tensor, y: Tensor) -> dict[str, np.ndarray]:
         out = dict(self.rec)
-        for key, val in self.initial.items():
-            out[f"initial_{key}"] = np.asarray(float(val))
+        for key, val in zip(self.initial, _host(*self.initial.values())):
+            out[f"initial_{key}"] = np.asarray(val)
         if self.cfg.keep_final:
             if _is_finite(x):
                 x = self.upper.output(x)

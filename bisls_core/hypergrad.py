@@ -67,6 +67,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
+from .problems import keeping_graphs
 from .stepsizes import check_choice, check_positive
 
 Tensor = torch.Tensor
@@ -75,6 +76,7 @@ __all__ = [
     "ESTIMATORS",
     "EXACT_MAX_DIM",
     "HypergradResult",
+    "KeptGraph",
     "SecondOrderOracle",
     "hypergradient",
     "second_order_oracle",
@@ -82,6 +84,29 @@ __all__ = [
 
 #: Largest ``y.numel()`` for which ``method="exact"`` builds the dense Hessian.
 EXACT_MAX_DIM = 5000
+
+
+class KeptGraph:
+    r"""The graph :func:`hypergradient` keeps with ``keep_graph=True``, for the trial model
+    of condition (14) (:meth:`bisls_core.bilevel.Line14Trial.model`), which then repeats no
+    forward pass: ``x``, the one leaf copy of ``x`` that both :math:`f` and :math:`g` were
+    evaluated at; ``y``, the leaf copy of ``y`` of the second-order oracle, and ``gy``,
+    :math:`\nabla_y g(x, y; \psi)` with its graph to ``x`` and ``y`` (``create_graph``).
+    The graphs of :math:`f` and :math:`g` are retained, and inside
+    :func:`bisls_core.problems.keeping_graphs` a problem may hand out again what it
+    computed with a graph to ``x`` (the hyper-representation problem's embeddings).
+    :meth:`release` drops them (the model does, once it is done)."""
+
+    __slots__ = ("gy", "x", "y")
+
+    def __init__(self, x: Tensor, y: Tensor, gy: Tensor) -> None:
+        self.x, self.y, self.gy = x, y, gy
+
+    def release(self) -> None:
+        self.x = self.y = self.gy = None
+
+    def __repr__(self) -> str:
+        return "KeptGraph(released)" if self.x is None else "KeptGraph(x, y, gy)"
 
 
 @dataclass(frozen=True)
@@ -108,6 +133,8 @@ class HypergradResult:
         the estimator's name.
     info:
         estimator-specific facts: ``{"n_bar": N̄}`` for ``"neumann_stochastic"``.
+    graph:
+        with ``keep_graph=True``, the :class:`KeptGraph` (``None`` otherwise).
     """
 
     h: Tensor
@@ -118,6 +145,7 @@ class HypergradResult:
     grad_y_f: Tensor
     method: str
     info: dict = field(default_factory=dict)
+    graph: KeptGraph | None = field(default=None, repr=False, compare=False)
 
 
 class SecondOrderOracle(NamedTuple):
@@ -160,34 +188,41 @@ def second_order_oracle(g: Callable, x: Tensor, y: Tensor, idx) -> SecondOrderOr
     inputs are not modified and no ``.grad`` attribute is written. The products
     are detached.
     """
+    return _second_order(g, _leaf(x), _leaf(y), idx)[0]
+
+
+def _second_order(g: Callable, x_: Tensor, y_: Tensor, idx) -> tuple[SecondOrderOracle, Tensor]:
+    r""":func:`second_order_oracle` at the leaves ``x_``, ``y_``; also
+    :math:`\nabla_y g` with its graph."""
     with torch.enable_grad():
-        x_, y_ = _leaf(x), _leaf(y)
         value = g(x_, y_, idx)
         (gy,) = torch.autograd.grad(value, y_, create_graph=True)
 
     def hvp(u: Tensor) -> Tensor:
         if not gy.requires_grad:  # g linear in y: zero Hessian
-            return torch.zeros_like(y)
+            return torch.zeros_like(y_)
         with torch.enable_grad():
             out = torch.autograd.grad(gy, y_, u, retain_graph=True, allow_unused=True)[0]
-        return _zeros_if_none(out, y).detach()
+        return _zeros_if_none(out, y_).detach()
 
     def cross(u: Tensor) -> Tensor:
         if not gy.requires_grad:
-            return torch.zeros_like(x)
+            return torch.zeros_like(x_)
         with torch.enable_grad():
             out = torch.autograd.grad(gy, x_, u, retain_graph=True, allow_unused=True)[0]
-        return _zeros_if_none(out, x).detach()
+        return _zeros_if_none(out, x_).detach()
 
-    return SecondOrderOracle(hvp, cross, gy.detach(), value.detach())
+    return SecondOrderOracle(hvp, cross, gy.detach(), value.detach()), gy
 
 
-def _upper_gradients(f: Callable, x: Tensor, y: Tensor, idx) -> tuple[Tensor, Tensor, Tensor]:
-    """``f(x, y; idx)``, its gradients in ``x`` and in ``y`` (all detached)."""
+def _upper_gradients(f: Callable, x: Tensor, y: Tensor, idx, x_: Tensor | None = None,
+                     keep: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    """``f(x, y; idx)``, its gradients in ``x`` and in ``y`` (all detached); at the leaf
+    ``x_`` when given, with the graph retained when ``keep``."""
     with torch.enable_grad():
-        x_, y_ = _leaf(x), _leaf(y)
+        x_, y_ = _leaf(x) if x_ is None else x_, _leaf(y)
         value = f(x_, y_, idx)
-        gx, gy = torch.autograd.grad(value, (x_, y_), allow_unused=True)
+        gx, gy = torch.autograd.grad(value, (x_, y_), allow_unused=True, retain_graph=keep)
     return value.detach(), _zeros_if_none(gx, x).detach(), _zeros_if_none(gy, y).detach()
 
 
@@ -304,6 +339,7 @@ def hypergradient(
     scale: float | None = None,
     gen: torch.Generator | None = None,
     index_sampler: Callable[[torch.Generator], Tensor | None] | None = None,
+    keep_graph: bool = False,
 ) -> HypergradResult:
     r"""Stochastic hypergradient :math:`h_f = \nabla_x f - \nabla^2_{xy} g\, v` at ``(x, y)``.
 
@@ -341,12 +377,17 @@ def hypergradient(
         ``gen -> idx``; when given, factor :math:`j` of the stochastic product uses
         its own batch :math:`\psi_j` = ``index_sampler(gen)`` as in Eq. (13);
         otherwise every factor uses ``idx_g``.
+    keep_graph:
+        evaluate :math:`f` and :math:`g` at one leaf copy of ``x``, retain their graphs
+        and return them in ``graph`` (:class:`KeptGraph`), inside
+        :func:`bisls_core.problems.keeping_graphs` (a problem may then reuse its forward
+        passes for a later call with the same leaf). The numbers are the same.
 
     Returns
     -------
     HypergradResult
         ``h`` and the count ``n_hvp`` (products with :math:`\nabla^2_{yy} g`
-        plus one cross product), with ``v``, the loss values and ``info``.
+        plus one cross product), with ``v``, the loss values and ``info`` (and ``graph``).
 
     Raises
     ------
@@ -358,8 +399,16 @@ def hypergradient(
     if method == "neumann_stochastic" and gen is None:
         gen = torch.Generator()
 
-    f_value, gx, b = _upper_gradients(f, x, y, idx_f)
-    oracle = second_order_oracle(g, x, y, idx_g)
+    kept = None
+    if keep_graph:
+        x_, y_ = _leaf(x), _leaf(y)
+        with keeping_graphs():
+            f_value, gx, b = _upper_gradients(f, x, y, idx_f, x_, keep=True)
+            oracle, gy = _second_order(g, x_, y_, idx_g)
+        kept = KeptGraph(x_, y_, gy)
+    else:
+        f_value, gx, b = _upper_gradients(f, x, y, idx_f)
+        oracle = second_order_oracle(g, x, y, idx_g)
     v, n_yy, info = ESTIMATORS[method](
         oracle, b, steps=steps, lr=lr, scale=scale, gen=gen, index_sampler=index_sampler,
         make_oracle=lambda idx: second_order_oracle(g, x, y, idx),
@@ -367,5 +416,5 @@ def hypergradient(
     h = gx - oracle.cross(v)
     return HypergradResult(
         h=h.detach(), n_hvp=int(n_yy) + 1, v=v.detach(), f_value=f_value,
-        g_value=oracle.value, grad_y_f=b, method=method, info=info,
+        g_value=oracle.value, grad_y_f=b, method=method, info=info, graph=kept,
     )

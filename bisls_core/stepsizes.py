@@ -309,6 +309,7 @@ def armijo_backtracking(
     early_exit: bool = False,
     model: tuple[float, float] | None = None,
     on_failure: str = "floor",
+    eps: float | None = None,
 ) -> LineSearchResult:
     r"""The Armijo line search with its guards (Eq. (8); Eq. (14) with ``delta``).
 
@@ -369,22 +370,19 @@ def armijo_backtracking(
         stop a search that cannot succeed (guard 5); ``(phi0, slope)``, the trial's
         value and slope at step 0, or ``None``; the step of a failed search
         (:data:`ON_FAILURE`).
+    eps:
+        epsilon of the round-off guard; ``None``: that of ``f_old``'s type (a caller
+        that read ``f_old`` off the device itself passes the tensor's).
 
     Notes
     -----
     ``trial`` may move parameters in place (:class:`~bisls_core.optim.SLS` does);
     if it raises, the exception propagates unchanged and the caller restores them.
     """
-    start = _check_step("start", start)
-    c = check_positive("c", c, at_most=1.0)  # (8) states c < 1; Figure 5 runs SLS with c = 1
-    w = _check_unit_interval("w", w)
-    delta = check_positive("delta", delta, allow_zero=True)
-    if isinstance(max_rounds, bool) or int(max_rounds) != max_rounds or max_rounds < 1:
-        raise ValueError(f"max_rounds must be an integer >= 1, got {max_rounds!r}")
-    max_rounds = int(max_rounds)
-    check_bool("early_exit", early_exit)
-    check_choice("on_failure", on_failure, ON_FAILURE)
-    eps, f_old, sq_norm = _epsilon(f_old), float(f_old), float(sq_norm)
+    start, c, w, delta, max_rounds = _check_search(start, c, w, delta, max_rounds, early_exit,
+                                                   on_failure)
+    eps = _epsilon(f_old) if eps is None else float(eps)
+    f_old, sq_norm = float(f_old), float(sq_norm)
     if not (math.isfinite(f_old) and math.isfinite(sq_norm)):
         return LineSearchResult(start, 0, False, math.nan, "nonfinite")
     tol = ROUND_OFF * eps * abs(f_old)
@@ -395,6 +393,19 @@ def armijo_backtracking(
     test = lambda value, step: armijo_holds(value, f_old, step, sq_norm, c, delta)  # noqa: E731
     return _backtrack(trial, test, start, w, max_rounds, early_exit, on_failure,
                       margin0, slope, tol, c * sq_norm, f_old + delta)
+
+
+def _check_search(start, c, w, delta, max_rounds, early_exit, on_failure):
+    """The settings of :func:`armijo_backtracking`, checked and normalised."""
+    start = _check_step("start", start)
+    c = check_positive("c", c, at_most=1.0)  # (8) states c < 1; Figure 5 runs SLS with c = 1
+    w = _check_unit_interval("w", w)
+    delta = check_positive("delta", delta, allow_zero=True)
+    if isinstance(max_rounds, bool) or int(max_rounds) != max_rounds or max_rounds < 1:
+        raise ValueError(f"max_rounds must be an integer >= 1, got {max_rounds!r}")
+    check_bool("early_exit", early_exit)
+    check_choice("on_failure", on_failure, ON_FAILURE)
+    return start, c, w, delta, int(max_rounds)
 
 
 def _backtrack(trial, test, start, w, max_rounds, early_exit, on_failure, margin0, slope,

@@ -10,14 +10,61 @@ is reproducible and the same batch can be reused on purpose.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
 Tensor = torch.Tensor
 
-__all__ = ["PROBLEMS", "BilevelProblem", "SingleLevelProblem", "make", "sample_indices"]
+__all__ = ["PROBLEMS", "BilevelProblem", "SingleLevelProblem", "keeping_graphs", "keeps_graphs",
+           "make", "memo_key", "sample_indices"]
+
+_KEEPING_GRAPHS = contextvars.ContextVar("bisls_keeping_graphs", default=False)
+
+
+@contextlib.contextmanager
+def keeping_graphs() -> Iterator[None]:
+    """Inside this block a problem may memoise what it computes *with a graph* to a leaf
+    ``x`` that requires grad, and return it again (the same tensor, graph included) to a
+    later call, inside such a block, with the same leaf object and the same batch.
+
+    The callers (:func:`bisls_core.hypergrad.hypergradient` with ``keep_graph=True`` and
+    the trial model of condition (14)) retain the graphs they backward through until the
+    last such call, so a returned graph is never one that was freed. Outside the block a
+    problem recomputes every graph (a tensor with a graph is never shared by accident).
+    """
+    token = _KEEPING_GRAPHS.set(True)
+    try:
+        yield
+    finally:
+        _KEEPING_GRAPHS.reset(token)
+
+
+def keeps_graphs() -> bool:
+    """Whether the caller is inside :func:`keeping_graphs`."""
+    return _KEEPING_GRAPHS.get()
+
+
+def memo_key(t: Tensor | None):
+    """What identifies ``t``'s values without reading them (no host synchronisation):
+    its memory (address, shape, strides, dtype, device) and its version counter, which
+    every in-place write through ``t``, its views or ``t.detach()`` increments. ``None``
+    for ``None``; ``False`` (never equal to a key) for a tensor without a version counter
+    (an inference tensor). A memo that keeps a reference to the keyed tensor keeps its
+    memory from being reused, so an equal key means the same, unmodified values -- except
+    after an in-place write through an alias that does not share the version counter
+    (``t.data``, a NumPy view), which a memo keyed this way cannot see.
+    """
+    if t is None:
+        return None
+    try:
+        version = t._version
+    except RuntimeError:  # inference tensors have no version counter
+        return False
+    return (t.data_ptr(), t.shape, t.stride(), t.dtype, t.device, version)
 
 
 def sample_indices(n: int, batch: int | None, gen: torch.Generator, device=None) -> Tensor | None:

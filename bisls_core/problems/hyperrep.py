@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from . import BilevelProblem
+from . import BilevelProblem, keeps_graphs, memo_key
 
 __all__ = ["LeNetEmbedding", "make"]
 
@@ -107,26 +107,40 @@ def _embedding(seed: int, dev):
 def _memoized_features(embed, X1, X2):
     """``features(x, which, idx)``: the embedding of the batch ``idx`` (``None``: all) of
     the validation (``which="val"``, ``X1``) or the training set (``X2``)."""
-    # The lower level takes T steps (and its line search many trials) at the
-    # same x and batch: the embedding of that batch does not depend on y, so
-    # the last one computed without a graph to x is reused. The memo compares
-    # values (x and the indices), never addresses, so it cannot go stale.
-    memo: dict = {}
+    # The lower level takes T steps (and its line search many trials) at the same x and
+    # batch: the embedding of that batch does not depend on y, so the last one computed
+    # without a graph to x is reused. The memo is keyed by the tensors' memory and
+    # version counters (problems.memo_key), never by their values: a hit costs no host
+    # synchronisation and nothing is copied (the memo keeps a reference to x and idx,
+    # so their memory cannot be reused while the entry lives). With a graph to x (x
+    # requires grad) the embedding is recomputed, except inside problems.keeping_graphs(),
+    # where the last one computed there for the same leaf x (the same object) and batch
+    # is returned with its graph: the hypergradient and the trial model of condition
+    # (14) share their forward passes that way.
+    plain: dict = {}
+    graphs: dict = {}
 
     def features(x, which, idx):
         X = X1 if which == "val" else X2
-        if x.requires_grad or not memo.get("ok", True):
-            return embed(x, X if idx is None else X[idx])
-        hit = memo.get(which)
-        if hit is not None and hit[0].shape == x.shape and torch.equal(hit[0], x) and (
-            (idx is None and hit[1] is None)
-            or (idx is not None and hit[1] is not None and hit[1].shape == idx.shape
-                and torch.equal(hit[1], idx))
-        ):
-            return hit[2]
+        if x.requires_grad:
+            if not (keeps_graphs() and torch.is_grad_enabled()):
+                return embed(x, X if idx is None else X[idx])
+            hit = graphs.get(which)
+            key = memo_key(idx)
+            if hit is not None and hit[0] is x and hit[1] == x._version and hit[2] == key \
+                    and key is not False:
+                return hit[4]
+            out = embed(x, X if idx is None else X[idx])
+            graphs[which] = (x, x._version, key, idx, out)
+            return out
+        key = (memo_key(x), memo_key(idx))
+        hit = plain.get(which)
+        if hit is not None and hit[0] == key and False not in key \
+                and memo_key(hit[1]) == key[0] and memo_key(hit[2]) == key[1]:
+            return hit[3]
         with torch.no_grad():
             out = embed(x, X if idx is None else X[idx])
-        memo[which] = (x.detach().clone(), None if idx is None else idx.clone(), out)
+        plain[which] = (key, x, idx, out)
         return out
 
     return features
