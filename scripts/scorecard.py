@@ -371,6 +371,7 @@ def render_scales(runs: dict[tuple[str, str], dict], scale: str | None = None) -
         "empty whatever its last bits.",
         "",
         *render_timings(scale),
+        *render_bench(scale),
         "## Switching the book's scale",
         "",
         "One setting, `BISLS_BOOK_SCALE` (`smoke`, `cpu` or `paper`; `cpu` when unset),",
@@ -438,6 +439,31 @@ def render_timings(scale: str) -> list[str]:
         total = sum(st["seconds"] for st in t["stages"].values())
         lines.append("")
         lines.append(f"`make test`: {total / 60:.1f} min on {t['cpu']} ({t['date']}): {stages}.")
+    return [*lines, ""]
+
+
+def render_bench(scale: str) -> list[str]:
+    """The lines of the scales page on ``results/<scale>/bench.json`` (``make bench``,
+    saved with ``benchmarks/run.py --save``): BiSLS's cost per iteration against the
+    fixed step and against its floor; none typed by hand."""
+    path = committed_results_dir() / scale / "bench.json"
+    if not path.is_file():
+        return []
+    b = json.loads(path.read_text(encoding="utf-8"))
+    load = ", ".join(f"{v:.1f}" for v in b["loadavg_before"])
+    lines = ["## Cost of an iteration (`make bench`)", "",
+             f"Hyper-representation at the `cpu` preset's sizes ({b['K']} iterations, "
+             f"{b['repeats']} interleaved repeats, {b['threads']} torch thread, "
+             f"{b['cpus']} CPUs, load average {load} before the run, {b['when'][:10]}). The "
+             "floor is the fixed-step iteration plus what BiSLS cannot avoid: one "
+             "evaluation of $f$ per upper trial and one forward pass per lower trial, at the "
+             "measured costs of each piece and the counted trials.", "",
+             "| method | ms per iteration | against the fixed step | floor | against the floor | upper trials | lower trials |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, m in b["per_method"].items():
+        lines.append(f"| {name} | {1e3 * m['s_per_iter']:.1f} | {m['ratio_to_fixed']:.2f}× | "
+                     f"{m['floor_ratio_to_fixed']:.2f}× | {m['ratio_to_floor']:.2f}× | "
+                     f"{m['upper_trials']:.2f} | {m['lower_trials']:.1f} |")
     return [*lines, ""]
 
 
