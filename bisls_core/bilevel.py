@@ -707,7 +707,8 @@ class UpperInput:
 
     @property
     def trial_direction(self) -> Tensor:
-        """The direction of condition (14)'s trial: ``trial_d``, or :math:`d_k`."""
+        """The direction along which condition (14) moves its trial point (``trial_d``,
+        or :math:`d_k` when it is ``None``)."""
         return self.d if self.trial_d is None else self.trial_d
 
 

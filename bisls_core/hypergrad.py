@@ -95,7 +95,7 @@ class KeptGraph:
     The graphs of :math:`f` and :math:`g` are retained, and inside
     :func:`bisls_core.problems.keeping_graphs` a problem may hand out again what it
     computed with a graph to ``x`` (the hyper-representation problem's embeddings).
-    :meth:`release` drops them (the model does, once it is done)."""
+    ``release()`` drops them (the model does, once it is done)."""
 
     __slots__ = ("gy", "x", "y")
 

@@ -55,11 +55,11 @@ READINGS: dict[str, Reading] = {
 #: decides the primary reading of the next recomputation.
 PRIMARY_READING = "as-before"
 
-#: The rule that chooses the primary reading, fixed before the runs that apply it: on
+#: The rule that chooses the primary reading, fixed before the runs that apply it. On
 #: Figure 13's setting (hyper-representation, option 1 from alpha_b0 = 10, 5 seeds), the
 #: reading whose mean search rounds per iteration of BiSLS-SGD and BiSLS-Adam are closest
-#: to the paper's 89 and 115 (sum of the two absolute log-ratios), never the reading under
-#: which more claims hold.
+#: to the paper's 89 and 115 (sum of the two absolute log-ratios) is chosen, never the
+#: reading under which more claims hold.
 PRIMARY_RULE = ("on Figure 13's setting (option 1 from alpha_b0 = 10, 5 seeds), the reading "
                 "whose mean search rounds per iteration of BiSLS-SGD and BiSLS-Adam come "
                 "closest to the paper's 89 and 115 (the sum of the two absolute log-ratios)")
