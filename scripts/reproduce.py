@@ -88,7 +88,7 @@ def pages(names: list[str]) -> list[str]:
 
 #: Arrays that measure the machine, not the mathematics (wall-clock seconds per
 #: iteration): left out of the comparison, since no two runs share them.
-MEASUREMENTS = ("time",)
+MEASUREMENTS = cache.MEASUREMENTS
 
 
 def final_rows(record: dict) -> dict[str, np.ndarray]:

@@ -296,3 +296,10 @@ def test_a_user_papermill_rerun_of_the_book_scale_with_recompute_leaves_git_clea
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert subprocess.run(status, cwd=ROOT, capture_output=True, text=True).stdout == before
+
+
+def test_a_recompute_that_differs_only_in_its_seconds_keeps_the_stored_entry():
+    stored = {"loss": np.array([2.0, 1.0]), "time": np.array([0.1, 0.2])}
+    assert C._reproduces({"loss": np.array([2.0, 1.0]), "time": np.array([0.3, 0.1])}, stored)
+    assert not C._reproduces({"loss": np.array([2.0, 1.1]), "time": np.array([0.1, 0.2])}, stored)
+    assert not C._reproduces({"loss": np.array([2.0, 1.0]), "time": np.array([0.1])}, stored)
