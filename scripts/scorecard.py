@@ -272,7 +272,9 @@ def summary_figure(found: dict[str, tuple[str, dict]]) -> bytes:
         for c in claims.values():
             fam[c["verdict"]] += 1
     order = [f for f in dict.fromkeys(FAMILY.values()) if f in per] + sorted(set(per) - set(FAMILY.values()))
-    with plt.rc_context({"svg.hashsalt": "scorecard", "font.size": 10, "svg.fonttype": "none"}):
+    # matplotlib's defaults, whatever style a caller set (the same bytes in any process)
+    with plt.style.context("default"), \
+            plt.rc_context({"svg.hashsalt": "scorecard", "font.size": 10, "svg.fonttype": "none"}):
         fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(order) + 1.1))
         left = [0] * len(order)
         y = list(range(len(order)))[::-1]
