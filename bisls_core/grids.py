@@ -345,7 +345,12 @@ def _run_missing(fn, configs, todo, *, name, scale, seed, device, recompute, pro
 # --------------------------------------------------------------------------- plan mode
 #: Iterations of the two short stand-in runs that time a configuration in plan mode.
 PLAN_ITERATIONS: tuple[int, int] = (1, 3)
-_PLAN_MEMO: dict[str, tuple[dict, dict]] = {}
+#: In-process memo of the stand-ins: shape key -> (short record, longer record, timing).
+_PLAN_MEMO: dict[str, tuple[dict, dict, dict]] = {}
+#: The layout of the stand-in files (:func:`_memo_dir`); files of another are re-timed.
+_PLAN_MEMO_VERSION = 1
+#: Runner and problem pairs already run once, untimed, in this process (:func:`_stand_in`).
+_PLAN_WARM: set[str] = set()
 
 
 def plan_path() -> Path | None:
@@ -355,13 +360,28 @@ def plan_path() -> Path | None:
     into the cache: it appends one JSON line per run (missing or cached) to this file
     and returns stand-in records (:func:`_plan_grid`); :func:`record_claim` records no
     claim and :func:`bisls_core.plotting.save` writes no figure. The file may not lie
-    in the committed ``results/``."""
+    in the committed ``results/``. A page whose numbers make no sense on stand-ins (a
+    fit, say) tests ``plan_path() is not None`` and skips them."""
     text = os.environ.get("BISLS_PLAN", "").strip()
     if not text:
         return None
     path = Path(text).resolve()
     if (_scales.repo_root() / "results").resolve() in (path, *path.parents):
         raise ValueError(f"BISLS_PLAN={text!r} lies in results/: a plan writes nothing there")
+    return path
+
+
+def _memo_dir(plan: Path) -> Path | None:
+    """The folder of the stand-in files shared by the pages of a plan and by later plans:
+    ``$BISLS_PLAN_MEMO``, else ``stand-ins/`` beside the plan file (``.scratch/plan/
+    stand-ins/`` for ``make paper PLAN=1``); ``None`` (memo in this process only) when
+    ``$BISLS_PLAN_MEMO`` is ``off``. Delete the folder to time every configuration anew."""
+    text = os.environ.get("BISLS_PLAN_MEMO", "").strip()
+    if text.lower() in ("off", "0", "no", "none"):
+        return None
+    path = Path(text).resolve() if text else plan.parent / "stand-ins"
+    if (_scales.repo_root() / "results").resolve() in (path, *path.parents):
+        raise ValueError(f"BISLS_PLAN_MEMO={text!r} lies in results/: a plan writes nothing there")
     return path
 
 
@@ -408,26 +428,120 @@ def _stretch(short: Mapping, record: Mapping, more: int, pad: int) -> dict:
     return out
 
 
-def _stand_in(fn, config: dict, seed: int, device: str) -> tuple[dict, dict]:
+def _shape_key(fn, config: dict, device: str) -> tuple[str, tuple[int, int] | None]:
+    """The key of a configuration's *shape* and the iterations of its two short runs
+    (``None``: a configuration without ``K``, run whole). The short runs replace ``K``
+    and never see the seed of the grid, so the key holds the runner, the configuration
+    without ``K`` (with the short runs' iterations instead), the device and the
+    hardware: every seed and every horizon of a configuration share one stand-in."""
+    dev = resolve_device(device).type
+    short = None
+    if "K" in config:
+        K = int(config["K"])
+        short = tuple(min(k, K) for k in PLAN_ITERATIONS)
+    shape = {k: v for k, v in config.items() if k != "K"}
+    key = json.dumps({"runner": _runner_id(fn), "config": _canonical(shape),
+                      "short_runs": list(short) if short else None, "device": dev,
+                      "hardware": _hardware(dev), "memo": _PLAN_MEMO_VERSION}, sort_keys=True)
+    return key, short
+
+
+def _shape_id(key: str) -> str:
+    """A shape key's digest: the name of its stand-in file, and ``shape`` in the plan."""
+    import hashlib
+
+    return hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def _memo_file(folder: Path, key: str) -> Path:
+    return folder / f"{_shape_id(key)}.npz"
+
+
+def _memo_read(folder: Path | None, key: str) -> tuple[dict, dict, dict] | None:
+    """A stand-in of an earlier page or plan (:func:`_memo_write`), or ``None``."""
+    if folder is None:
+        return None
+    try:
+        with np.load(_memo_file(folder, key), allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta.get("key") != key:
+                return None
+            runs = ({}, {})
+            for name in z.files:
+                which, _, field = name.partition("|")
+                if which in ("0", "1"):
+                    runs[int(which)][field] = z[name]
+    except (OSError, ValueError, KeyError, EOFError):  # none yet, or unreadable: time anew
+        return None
+    return runs[0], runs[1], dict(meta["timing"], memo="reused")
+
+
+def _memo_write(folder: Path | None, key: str, short: dict, record: dict, timing: dict) -> None:
+    """Keep a stand-in for the other pages and later plans: one ``.npz`` per shape key,
+    written whole under a temporary name then renamed (pages run at once)."""
+    if folder is None:
+        return
+    arrays = {f"{i}|{k}": v for i, run in enumerate((short, record)) for k, v in run.items()}
+    if any(a.dtype.hasobject for a in arrays.values()):  # not storable without pickle
+        return
+    meta = json.dumps({"key": key, "timing": timing}, sort_keys=True)
+    path = _memo_file(folder, key)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npz")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(tmp, meta=np.array(meta), **arrays)
+        os.replace(tmp, path)
+    except OSError:  # a read-only scratch folder: the memo stays in this process
+        tmp.unlink(missing_ok=True)
+
+
+def _measure(fn, config: dict, seed: int, dev: str,
+             iterations: tuple[int, int] | None) -> tuple[dict, dict, dict]:
+    """The two short runs of a configuration (``iterations``; ``None``: the run whole) and
+    the cost they give: ``setup_s`` and ``per_iteration_s``. The first configuration of
+    a runner and problem in this process is run once more before, untimed: that run pays
+    the process's one-time costs (imports, data loading, lazy set-ups), which would
+    otherwise pass for the cost of a run."""
+    if iterations is None:
+        record, seconds = _timed_run(fn, config, seed, dev)
+        return record, record, {"setup_s": seconds, "per_iteration_s": 0.0}
+    k1, k2 = iterations
+    warm = json.dumps([_runner_id(fn), dev, _canonical(
+        {k: config.get(k) for k in ("problem", "problem_args")})], sort_keys=True)
+    if warm not in _PLAN_WARM:
+        _timed_run(fn, {**config, "K": k1}, seed, dev)
+        _PLAN_WARM.add(warm)
+    short, t1 = _timed_run(fn, {**config, "K": k1}, seed, dev)
+    record, t2 = _timed_run(fn, {**config, "K": k2}, seed, dev)
+    per = max(t2 - t1, 0.0) / (k2 - k1) if k2 > k1 else t2 / max(k2, 1)
+    return short, record, {"setup_s": max(t1 - k1 * per, 0.0), "per_iteration_s": per}
+
+
+def _stand_in(fn, config: dict, seed: int, device: str,
+              memo_dir: Path | None = None) -> tuple[dict, dict]:
     """The stand-in record of a configuration in plan mode and its timing: two short runs
-    (:data:`PLAN_ITERATIONS` iterations), memoised per configuration (any seed)."""
-    memo = f"{_runner_id(fn)}|{json.dumps(_canonical(config), sort_keys=True)}|{device}"
-    if memo not in _PLAN_MEMO:
-        if "K" not in config:
-            record, seconds = _timed_run(fn, config, seed, device)
-            timing = {"setup_s": seconds, "per_iteration_s": 0.0}
-        else:
-            K = int(config["K"])
-            k1, k2 = (min(k, K) for k in PLAN_ITERATIONS)
-            short, t1 = _timed_run(fn, {**config, "K": k1}, seed, device)
-            record, t2 = _timed_run(fn, {**config, "K": k2}, seed, device)
-            per = max(t2 - t1, 0.0) / max(k2 - k1, 1) if k2 > k1 else t2 / k2
-            timing = {"setup_s": max(t1 - k1 * per, 0.0), "per_iteration_s": per}
-            record = _stretch(short, record, k2 - k1, K - k2)
-        dev = resolve_device(device).type
-        timing.update(device=dev, hardware=_hardware(dev))
-        _PLAN_MEMO[memo] = ({k: np.asarray(v) for k, v in record.items()}, timing)
-    return _PLAN_MEMO[memo]
+    (:data:`PLAN_ITERATIONS` iterations, :func:`_measure`), stretched to the
+    configuration's ``K``. One stand-in per configuration shape (:func:`_shape_key`: any
+    seed, any ``K``), kept in this process and, with ``memo_dir``, in a file there that
+    the other pages and later plans reuse; ``timing["memo"]`` says ``"timed"`` (in this
+    process) or ``"reused"`` (read from a file)."""
+    key, iterations = _shape_key(fn, config, device)
+    if key not in _PLAN_MEMO:
+        memo = _memo_read(memo_dir, key)
+        if memo is None:
+            dev = resolve_device(device).type
+            short, record, timing = _measure(fn, config, seed, dev, iterations)
+            short, record = ({k: np.asarray(v) for k, v in r.items()} for r in (short, record))
+            timing.update(device=dev, hardware=_hardware(dev), shape=_shape_id(key)[:12],
+                          timed_at=time.strftime("%Y-%m-%d %H:%M"))
+            _memo_write(memo_dir, key, short, record, timing)
+            memo = (short, record, dict(timing, memo="timed"))
+        _PLAN_MEMO[key] = memo
+    short, record, timing = _PLAN_MEMO[key]
+    if iterations is not None:
+        k1, k2 = iterations
+        record = _stretch(short, record, k2 - k1, int(config["K"]) - k2)
+    return record, timing
 
 
 def _plan_grid(fn, configs, todo, found, *, plan, name, scale, n_runs, seed, device) -> Grid:
@@ -435,12 +549,13 @@ def _plan_grid(fn, configs, todo, found, *, plan, name, scale, n_runs, seed, dev
     missing ones with the stand-in's timing), and a grid in which every label with a
     missing run holds its stand-in record for each run (cached labels: the cache)."""
     missing = {(label, r): key for label, r, key, _ in todo}
+    memo_dir = _memo_dir(plan)
     lines, records = [], {}
     for label, config in configs.items():
         config = dict(config)
         stand_in = None
         if any((label, r) in missing for r in range(n_runs)):
-            stand_in, timing = _stand_in(fn, config, seed, device)
+            stand_in, timing = _stand_in(fn, config, seed, device, memo_dir)
         for r in range(n_runs):
             key = missing.get((label, r)) or cache_key(fn, config, seed + r)
             entry = {"notebook": os.environ.get("BISLS_PLAN_NOTEBOOK", ""), "folder": name,

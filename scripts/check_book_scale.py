@@ -12,8 +12,10 @@ scorecard and a scales page at the smoke scale only.
 ``make paper PLAN=1`` (``run_notebooks.py results --scale paper --plan``) runs every
 page in plan mode (``bisls_core.experiments.plan_path``) and :func:`plan_report` sums up
 the plan files: runs and iterations per page and per cache folder, and the time they
-would take at the cost per iteration measured by the stand-in runs, on the hardware
-that measured it.
+would take at the cost per iteration measured by the stand-in runs, per page and in
+total, each with the hardware that measured it. A configuration shape is timed once: the
+pages, and later plans, read its stand-in from ``.scratch/plan/stand-ins/`` (delete it
+to time everything anew).
 
     python scripts/check_book_scale.py smoke   # check an existing .scratch/smoke/ again
     python scripts/check_book_scale.py plan    # print the report of the last plan again
@@ -137,20 +139,34 @@ def read_plan(files: list[Path]) -> list[dict]:
             for line in f.read_text().splitlines() if line.strip()]
 
 
+def _hardware_tags(runs: list[dict]) -> dict[tuple[str, str], str]:
+    """``(device, hardware) -> "[n]"``: the machines the estimates were measured on."""
+    pairs = sorted({(e["device"], e["hardware"]) for e in runs})
+    return {pair: f"[{n}]" for n, pair in enumerate(pairs, 1)}
+
+
+def _tags_of(runs: list[dict], tags: dict) -> str:
+    return ",".join(sorted({tags[(e["device"], e["hardware"])] for e in runs})) or "-"
+
+
 def plan_report(files: list[Path], failed: list[str] = ()) -> str:
     """The plan's summary: per page and per cache folder, the missing runs, their
-    iterations and their estimated time; the hardware the estimate rests on."""
+    iterations and their estimated time, and the hardware each estimate was measured on
+    (``[n]``, listed under the total); how many stand-ins were timed, how many reused."""
     entries = read_plan(files)
     missing = [e for e in entries if not e["cached"]]
+    unique = {(e["scale"], e["folder"], e["key"]): e for e in missing}  # pages share runs
+    tags = _hardware_tags(list(unique.values()))
     lines = ["plan (nothing computed, nothing written into results/):", "",
-             f"{'page':<34} {'missing runs':>12} {'cached':>7} {'iterations':>11} {'estimate':>9}"]
+             (f"{'page':<34} {'missing runs':>12} {'cached':>7} {'iterations':>11} "
+              f"{'estimate':>9}  measured on")]
     for f in files:
         page = [e for e in entries if e["notebook"] == f.stem]
         todo = [e for e in page if not e["cached"]]
+        note = "  (a cell raised)" if f.stem in failed else ""
         lines.append(f"{f.stem:<34} {len(todo):>12} {len(page) - len(todo):>7} "
                      f"{sum(e.get('K') or 0 for e in todo):>11,} "
-                     f"{_hours(sum(map(_estimate, todo))):>9}")
-    unique = {(e["scale"], e["folder"], e["key"]): e for e in missing}  # pages share runs
+                     f"{_hours(sum(map(_estimate, todo))):>9}  {_tags_of(todo, tags)}{note}")
     lines += ["", f"{'cache folder (runs shared by pages counted once)':<48} {'runs':>6} "
                   f"{'iterations':>11} {'ms/iter':>8} {'estimate':>9}"]
     for folder in sorted({k[:2] for k in unique}):
@@ -160,24 +176,30 @@ def plan_report(files: list[Path], failed: list[str] = ()) -> str:
                      f"{sum(e.get('K') or 0 for e in runs):>11,} {per:>8.1f} "
                      f"{_hours(sum(map(_estimate, runs))):>9}")
     total = sum(map(_estimate, unique.values()))
-    lines += ["", f"total: {len(unique)} runs, {sum(e.get('K') or 0 for e in unique.values()):,} "
-                  f"iterations, about {_hours(total)} one after the other"]
-    lines += _hardware_lines(list(unique.values()))
+    where = f", measured on {_tags_of(list(unique.values()), tags)}" if unique else ""
+    lines += ["", f"total: {len(files)} pages, {len(unique)} runs, "
+                  f"{sum(e.get('K') or 0 for e in unique.values()):,} "
+                  f"iterations, about {_hours(total)} one after the other{where}"]
+    lines += _hardware_lines(list(unique.values()), tags)
+    lines += _stand_in_lines(missing)
     for name in failed:
         lines.append(f"{name}: a cell raised in plan mode (its records are stand-ins); the "
                      "later cells ran too, but a grid that needs that cell's result is not listed")
     return "\n".join(lines)
 
 
-def _hardware_lines(runs: list[dict]) -> list[str]:
+def _hardware_lines(runs: list[dict], tags: dict | None = None) -> list[str]:
     """On which hardware the estimate rests, with the measured cost per iteration."""
     if not runs:
         return ["every run is in the cache already: nothing to compute"]
+    tags = tags or _hardware_tags(runs)
     out = []
-    for (device, hardware) in sorted({(e["device"], e["hardware"]) for e in runs}):
-        per = [e["per_iteration_s"] for e in runs if e["device"] == device]
-        out.append(f"estimate measured on {hardware} ({device}): median "
-                   f"{statistics.median(per) * 1e3:.1f} ms per iteration over all the runs "
+    for (device, hardware), tag in tags.items():
+        mine = [e for e in runs if (e["device"], e["hardware"]) == (device, hardware)]
+        per = [e["per_iteration_s"] for e in mine]
+        out.append(f"{tag} estimate of {len(mine)} runs ({_hours(sum(map(_estimate, mine)))}) "
+                   f"measured on {hardware} ({device}): median "
+                   f"{statistics.median(per) * 1e3:.1f} ms per iteration over these runs "
                    "(ms/iter above: per cache folder), from two short stand-in runs of each "
                    "configuration (CPU time of the process on a CPU; the first iterations' cost "
                    "stands for every iteration's)")
@@ -185,6 +207,25 @@ def _hardware_lines(runs: list[dict]) -> list[str]:
         out.append("GPU time: unmeasured. This project has never run on a GPU; the estimate "
                    "above is CPU time on this machine, and a GPU's time is not known from it.")
     return out
+
+
+def _stand_in_lines(missing: list[dict]) -> list[str]:
+    """How many configuration shapes the pages timed, and how many they read from the
+    stand-in files of an earlier plan instead (``bisls_core.grids._stand_in``), whose
+    timing they repeat (a shape timed by one page and read by another counts as timed)."""
+    shapes = {e["shape"]: e for e in missing if e.get("shape")}
+    if not shapes:
+        return []
+    timed = {e["shape"] for e in missing if e.get("memo") == "timed"}
+    reused = [e for k, e in shapes.items() if k not in timed]
+    text = (f"stand-ins: {len(shapes)} configuration shapes, {len(timed)} timed by this plan, "
+            f"{len(reused)} read from the stand-in files of an earlier plan")
+    if reused:
+        when = sorted({e["timed_at"] for e in reused})
+        folder = (PLAN / "stand-ins").relative_to(ROOT)
+        text += (f" (timed {when[0]}{' to ' + when[-1] if len(when) > 1 else ''}; delete "
+                 f"{folder}/ to time them anew)")
+    return [text]
 
 
 def main(argv: list[str] | None = None) -> int:
