@@ -45,7 +45,7 @@ CLAIM_SCHEMA: dict[str, Any] = {
             "scale": {"enum": list(SCALES)},
             "why": {"type": "string"},
             "notebook": {"type": "string", "minLength": 1},
-            "runs": {"type": "integer", "minimum": verdicts.MIN_RUNS},
+            "runs": {"type": "integer", "minimum": 1},
             "interval": {"type": "array", "minItems": 2, "maxItems": 2, "items": _BOUND},
             "statistic": {"type": "string", "minLength": 1},
         },
@@ -64,7 +64,7 @@ def _bound(v: Any) -> float:
     return float(v)  # "inf", "-inf", "nan" and numbers alike
 
 
-def check_claims(claims: Any, path: Path | str) -> dict[str, dict]:
+def check_claims(claims: Any, path: Path | str, writing: bool = False) -> dict[str, dict]:
     """``claims`` checked against :data:`CLAIM_SCHEMA` and the rules a schema cannot say
     (each record's ``notebook`` is the file's name; an interval's low end is not above
     its high end); :class:`ClaimRecordError` naming ``path``, the claim and the key."""
@@ -78,10 +78,10 @@ def check_claims(claims: Any, path: Path | str) -> dict[str, dict]:
         where = list(err.absolute_path)
         claim = f"claim {where[0]!r}" if where else "the file"
         key = f", key {where[1]!r}" if len(where) > 1 else ""
+        hint = ("the page computed a record the schema refuses: nothing was written" if writing
+                else f"restore the file with `git checkout -- {path}` or rerun its page")
         raise ClaimRecordError(f"claim record {path}: {claim}{key}: {err.message} "
-                               f"({len(errors)} problem(s); restore the file with "
-                               f"`git checkout -- {path}` or rerun its page with "
-                               "`make results`)")
+                               f"({len(errors)} problem(s); {hint})")
     for claim_id, record in claims.items():
         if record["notebook"] != path.stem:
             raise ClaimRecordError(f"claim record {path}: claim {claim_id!r}, key 'notebook': "
@@ -172,7 +172,7 @@ def record_claim(
     # the round-off of another CPU in the statistics keeps the stored record
     if not _same_claim(record, claims.get(claim_id)):
         claims[claim_id] = record
-    check_claims({claim_id: record}, path)  # what is written follows the schema too
+    check_claims({claim_id: record}, path, writing=True)  # what is written follows it too
     text = json.dumps(claims, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     if text != before:  # the same claims leave the file untouched
         path.parent.mkdir(parents=True, exist_ok=True)

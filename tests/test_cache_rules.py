@@ -303,3 +303,11 @@ def test_a_recompute_that_differs_only_in_its_seconds_keeps_the_stored_entry():
     assert C._reproduces({"loss": np.array([2.0, 1.0]), "time": np.array([0.3, 0.1])}, stored)
     assert not C._reproduces({"loss": np.array([2.0, 1.1]), "time": np.array([0.1, 0.2])}, stored)
     assert not C._reproduces({"loss": np.array([2.0, 1.0]), "time": np.array([0.1])}, stored)
+
+
+def test_a_smoke_record_of_one_run_is_valid_and_zero_runs_is_not(tmp_path):
+    rec = {"claim": "c", "paper": "p", "ours": "o", "verdict": "inconclusive", "scale": "smoke",
+           "why": "", "notebook": "toy", "runs": 1, "interval": [0.0, 1.0], "statistic": "s"}
+    records.check_claims({"toy-1": rec}, tmp_path / "toy.json")
+    with pytest.raises(records.ClaimRecordError, match="'runs'.*nothing was written"):
+        records.check_claims({"toy-1": {**rec, "runs": 0}}, tmp_path / "toy.json", writing=True)
