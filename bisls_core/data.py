@@ -458,8 +458,16 @@ def mnist_identity(root: str | os.PathLike[str] | None) -> str | None:
     if root is None:
         return None
     root_key = str(Path(root).expanduser().resolve())
-    args = (False, str(DATA_DIR), str(cache_dir().resolve()))
-    splits = [_load_uint8(root_key, args[0], train, *args[1:]) for train in (True, False)]
+    return _identity(root_key, str(DATA_DIR), str(cache_dir().resolve()),
+                     _folder_signature(root_key))
+
+
+@lru_cache(maxsize=8)
+def _identity(root_key: str, data_dir: str, cache: str, signature: str) -> str | None:
+    """:func:`mnist_identity`, hashed once per folder state (``signature``): a grid
+    computes a key per run, and each would otherwise hash both splits again."""
+    splits = [_load_uint8_cached(root_key, False, train, data_dir, cache, signature)
+              for train in (True, False)]
     if all(source.startswith(SUBSET_SOURCE) for *_, source in splits):
         return None
     h = hashlib.sha256()

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -48,7 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(ROOT / "scripts"))
-import run_notebooks  # noqa: E402  (its children and signal handling)
+import run_notebooks  # noqa: E402  (its children, papermill command and signal handling)
+import timed  # noqa: E402  (the machine's CPU model)
 
 from bisls_core import cache  # noqa: E402
 from bisls_core.records import read_claims  # noqa: E402
@@ -61,17 +61,6 @@ OUT = ROOT / ".scratch" / "reproduce"
 SAMPLE = ("fig04_quadratics", "fig05_w8a_logistic", "thm2_strongly_convex_rate",
           "fig18_bisps_one_vs_two_samples", "fig19_bisps_one_vs_two_samples",
           "bilevel_own_problem")
-
-
-def cpu_model() -> str:
-    """This machine's CPU model (``/proc/cpuinfo``), else what :mod:`platform` says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def pages(names: list[str]) -> list[str]:
@@ -154,9 +143,8 @@ def run_page(page: str, scale: str, timeout: float | None) -> tuple[int, float, 
                BISLS_CACHE_LOG=str(work / "entries.log"), BISLS_BOOK_SCALE=scale,
                OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
     env.setdefault("BISLS_EXECUTOR", "process:2")
-    cmd = [str(Path(sys.executable).parent / "papermill"), str(ROOT / "notebooks" / f"{page}.ipynb"),
-           str(work / f"{page}.ipynb"), "--cwd", str(ROOT / "notebooks"), "-k", "python3",
-           "--no-progress-bar", "-p", "recompute", "True"]
+    cmd = run_notebooks.papermill_command(ROOT / "notebooks" / f"{page}.ipynb",
+                                          work / f"{page}.ipynb", {"recompute": True}, env)
     t0 = time.perf_counter()
     proc = run_notebooks.CHILDREN.start(cmd, env)  # its own session: a signal ends its tree
     if proc is None:
@@ -225,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = pages(args.pages)
     run_notebooks.install_signal_handlers()  # SIGTERM/SIGINT end papermill, kernel, workers
     scale = book_scale()
-    report = {"scale": scale, "cpu": cpu_model(), "cores": os.cpu_count(),
+    report = {"scale": scale, "cpu": timed.cpu_model(), "cores": os.cpu_count(),
               "date": time.strftime("%Y-%m-%d"), "pages": {}}
     failed = []
     for page in chosen:
