@@ -14,7 +14,7 @@ scorecard rendered from its claims) is checked by ``make smoke``
 
 from __future__ import annotations
 
-import importlib.util
+from _scripts import load_script
 import json
 import sys
 from pathlib import Path
@@ -34,11 +34,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from test_bad_parameters import SOURCES, _cells, _parameters  # noqa: E402
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+_script = load_script
 
 
 @pytest.fixture(autouse=True)

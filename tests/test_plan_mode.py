@@ -6,7 +6,7 @@ page and in total, with the hardware it was measured on."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
+from _scripts import load_script
 import json
 import os
 from pathlib import Path
@@ -21,11 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 THM2 = "thm2_strongly_convex_rate"
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+_script = load_script
 
 
 @pytest.fixture(autouse=True)

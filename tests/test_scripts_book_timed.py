@@ -4,7 +4,7 @@ ones."""
 
 from __future__ import annotations
 
-import importlib.util
+from _scripts import load_script
 import json
 import os
 import re
@@ -18,11 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _script(name: str):
-    path = ROOT / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"{name}_under_test", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(name, f"{name}_under_test")
 
 
 book = _script("book")

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import argparse
 import base64
-import importlib.util
+from _scripts import load_script
 import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _script(name: str):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    path = ROOT / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"{name}_under_test", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(name, f"{name}_under_test")
 
 
 rn = _script("run_notebooks")

@@ -10,7 +10,7 @@ French page records for tests/test_translations.py (issue 22)."""
 
 from __future__ import annotations
 
-import importlib.util
+from _scripts import load_script
 import re
 import shutil
 from pathlib import Path
@@ -23,10 +23,7 @@ BETWEEN_LETTERS = re.compile(r"(?<=[^\W\d_])[“”](?=[^\W\d_])")
 
 
 def _book_script():
-    spec = importlib.util.spec_from_file_location("book_script_fr", ROOT / "scripts" / "book.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("book", "book_script_fr")
 
 
 def test_sources_have_no_quote_between_letters():
