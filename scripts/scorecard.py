@@ -404,19 +404,21 @@ def render_reproduction(scale: str) -> list[str]:
              "*within 1e-12* (relative), or *drifted*, with the largest relative difference of",
              "its runs' final values; a claim keeps its verdict or not, and the centre of the",
              "recomputed interval lies inside the committed interval or not.", "",
-             "| page | entries | identical | within 1e-12 | drifted | largest drift | "
-             "same verdict | centre inside |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| page | entries | identical | within 1e-12 | drifted | claims: same verdict, "
+             "centre inside |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for page, row in sorted(rep["pages"].items()):
         claims = row["claims"].values()
         same = sum(c["same_verdict"] for c in claims)
         inside = [c["centre_inside"] for c in claims if "centre_inside" in c]
-        drift = f"{row['largest_rel_diff']:.2g}" if row["drifted"] else "–"
+        drift = str(row["drifted"])
+        if row["drifted"]:
+            drift += f", largest {row['largest_rel_diff']:.2g}"
         if row.get("diverged_on_one_machine"):
-            drift += f" ({row['diverged_on_one_machine']} diverged on one machine only)"
+            drift += f"; {row['diverged_on_one_machine']} diverged on one machine only"
         lines.append(f"| `{page}` | {row['entries']} | {row['identical']} | "
-                     f"{row['within 1e-12']} | {row['drifted']} | {drift} | "
-                     f"{same}/{len(row['claims'])} | {sum(inside)}/{len(inside)} |")
+                     f"{row['within 1e-12']} | {drift} | "
+                     f"{same}/{len(row['claims'])}, {sum(inside)}/{len(inside)} |")
     return [*lines, ""]
 
 
