@@ -80,7 +80,7 @@ def test_the_adam_trial_moves_along_a_inverse_h():
 def test_a_reading_in_a_run_configuration():
     runs = [B.run_config({**SMALL, "method": "BiSLS-Adam", **extra}, seed=1)
             for extra in ({"reading": "paper-evidence"},
-                          {"p_upper": 0.1, "c_bar": 0.5, "w": 0.9, "adam_trial": "h"})]
+                          {"p_upper": 0.1, "adam_trial": "h"})]
     for key in runs[0]:
         if key != "time":
             np.testing.assert_array_equal(runs[0][key], runs[1][key])

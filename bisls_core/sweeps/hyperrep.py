@@ -153,11 +153,22 @@ def config(sz: dict, method: str, **fields) -> dict:
     return cfg
 
 
-def bisls(sz: dict, method: str = "BiSLS-Adam", **fields) -> dict:
-    """:func:`config` of ``"BiSLS-SGD"``/``"BiSLS-Adam"`` with :data:`BISLS_BASE` and ``fields``."""
+def bisls(sz: dict, method: str = "BiSLS-Adam", *, reading: str | None = None,
+          **fields) -> dict:
+    """:func:`config` of ``"BiSLS-SGD"``/``"BiSLS-Adam"`` with :data:`BISLS_BASE`, the fields
+    of the reading ``reading`` (:data:`bisls_core.readings.READINGS`; ``None``: the
+    book's primary reading, :data:`~bisls_core.readings.PRIMARY_READING`) and ``fields``
+    (they win). The reading's fields are written into the configuration (its cache key),
+    never its name; BiSLS-SGD leaves out ``adam_trial``, which it ignores, so that two
+    readings that differ only there share its runs."""
+    from ..readings import PRIMARY_READING, reading_fields
+
     if method not in ("BiSLS-SGD", "BiSLS-Adam"):
         raise ValueError(f"method must be 'BiSLS-SGD' or 'BiSLS-Adam', got {method!r}")
-    return config(sz, method, **{**BISLS_BASE, **fields})
+    read = reading_fields(PRIMARY_READING if reading is None else reading)
+    if method == "BiSLS-SGD":
+        read.pop("adam_trial", None)
+    return config(sz, method, **{**BISLS_BASE, **read, **fields})
 
 
 def tuning_configs(sz: dict, method: str) -> dict[str, dict]:
