@@ -21,7 +21,7 @@ endif
 # (CurveZMQ; bisls_core/_kernel.py), so ipykernel has no warning to print.
 export JUPYTER_DEFAULT_PROVISIONER_NAME := bisls-encrypted-provisioner
 
-.PHONY: help install book test test-timings pytest smoke nbval book-check notebooks results paper reproduce screenshot bench clean
+.PHONY: help install book test test-timings pytest smoke nbval book-check notebooks results readings paper reproduce screenshot bench clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -84,6 +84,13 @@ results: $(STAMP)  ## compute the results cache of every notebook at the book's 
 # The reproduction report: recompute pages into .scratch/reproduce/ and compare each
 # entry and claim with the committed book (PAGES=all: every page; SAVE=1: keep the report
 # in results/<scale>/reproduce.json, which the scales page shows).
+# The contested pages under another reading of the paper's open choices (READING=name of
+# bisls_core.readings.READINGS; PAGES=... to choose pages): their runs join the cache,
+# their claims go to results/<scale>/claims/readings/<READING>/ (the open choices page
+# reads them), their figures and executed copies to .scratch/.
+readings: $(STAMP)  ## run the contested pages under READING=<reading> (PAGES=... to choose) for the open choices page
+	$(BIN)/python scripts/run_notebooks.py results --reading $(READING) $(PAGES)
+
 reproduce: $(STAMP)  ## recompute a sample of every family (PAGES=..., PAGES=all) on this machine and compare with the committed book; SAVE=1 keeps the report
 	$(BIN)/python scripts/reproduce.py $(PAGES)$(if $(strip $(SAVE)), --save)
 

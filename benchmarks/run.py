@@ -12,10 +12,14 @@
 2. the cost of one hypergradient per estimator, in gradient-equivalents (the
    time of one gradient of f in (x, y) on the same batch);
 3. the stages of the last `make test` (read from .scratch/timings.txt);
-4. a cProfile of BiSLS-SGD's hot loop (top functions by cumulative time).
+4. a cProfile of BiSLS-SGD's hot loop (top functions by cumulative time);
+
+and with ``--ladder L``, after section 1 (1b): BiSLS-SGD's upper search, time per search,
+sequential against ladders of L candidates per batched call (``BilevelConfig.ladder``).
 
     python benchmarks/run.py [--device cpu|cuda] [--K 20] [--repeats 5] [--threads 1]
                              [--out .scratch/bench.json] [--save] [--only-iterations]
+                             [--ladder 8]
 
 Section 1's numbers go to the JSON file ``--out`` (default ``.scratch/bench.json``);
 ``--save`` also writes them to ``results/cpu/bench.json``, for committing. Numbers are
@@ -259,6 +263,29 @@ def profile(device: str, K: int) -> str:
     return buf.getvalue()
 
 
+def ladder_cost(device: str, K: int, size: int, repeats: int) -> None:
+    """Section 1b: BiSLS-SGD's searches (``BiSLSUpper.step``: the trial model, the trials)
+    sequential and in ladders of ``size``, interleaved; medians over ``repeats``."""
+    method, steps, _ = VARIANTS["BiSLS-SGD"]
+    times: dict[int, list[float]] = {0: [], size: []}
+    rec = {}
+    for r in range(repeats + 1):  # repeat 0 warms up, not counted
+        for ladder in (0, size):
+            problem = problems.make("hyperrep", device=device, seed=0, **SIZES)
+            cfg = bilevel.make_config(method, K=K, **COMMON, **steps, eval_every=K,
+                                      ladder=ladder)
+            with _Timer(bilevel.BiSLSUpper, "step") as search:
+                rec[ladder] = bilevel.run_bilevel(problem, cfg, seed=r)
+            if r:
+                times[ladder].append(search.seconds / K)
+    seq, lad = statistics.median(times[0]), statistics.median(times[size])
+    rounds = rec[0]["upper_rounds"].mean()  # the same searches: n_fun grows by the extra
+    evaluated = rounds + (rec[size]["n_fun"] - rec[0]["n_fun"]).mean()
+    print(f"1b. BiSLS-SGD's upper search, ms per search (median of {repeats}, K = {K}): "
+          f"sequential {seq * 1e3:.1f}, ladders of {size} {lad * 1e3:.1f} ({lad / seq:.2f}x); "
+          f"last run: {rounds:.1f} rounds, {evaluated:.1f} candidates evaluated per search\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto")
@@ -270,6 +297,8 @@ def main() -> int:
     ap.add_argument("--save", action="store_true",
                     help="also write section 1's numbers to results/cpu/bench.json")
     ap.add_argument("--only-iterations", action="store_true", help="section 1 only")
+    ap.add_argument("--ladder", type=int, default=0,
+                    help="also time BiSLS-SGD's search in ladders of this size (1b)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device).type
@@ -284,6 +313,8 @@ def main() -> int:
         path.write_text(json.dumps(it, indent=1) + "\n", encoding="utf-8")
         print(f"   written to {path}")
     print()
+    if args.ladder >= 2:
+        ladder_cost(device, args.K, args.ladder, args.repeats)
     if args.only_iterations:
         return 0
 

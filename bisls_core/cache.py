@@ -120,8 +120,12 @@ def _key_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def cache_key(fn: Callable, config: Mapping[str, Any], seed: int) -> str:
-    """SHA-256 of the runner's identity and version, the configuration (its data folder
-    as the identity of the data it holds, :func:`_key_config`) and the seed."""
+    """SHA-256 of the runner's identity and version, the configuration (as the runner's
+    ``key_config`` sees it when it has one, e.g. :func:`bisls_core.bilevel.key_config`;
+    its data folder as the identity of the data it holds, :func:`_key_config`) and the seed."""
+    runner_view = getattr(fn, "key_config", None)  # e.g. a bilevel run's reading resolved
+    if runner_view is not None:
+        config = runner_view(config)
     payload = json.dumps(
         {"runner": _runner_id(fn), "config": _canonical(_key_config(config)), "seed": int(seed)},
         sort_keys=True,

@@ -138,8 +138,8 @@ def figures_dir(scale: str | None = None) -> Path:
     """Where the figures of a run at ``scale`` are written: ``$BISLS_FIGURES`` when set;
     otherwise ``<repo>/figures`` for the book's scale
     (:func:`bisls_core.experiments.book_scale`) when this process updates the book
-    (:func:`bisls_core.experiments.writes_book`: ``make results``, ``make notebooks``),
-    and ``<repo>/.scratch/figures/<scale>``, which git ignores, for every other run.
+    (:func:`bisls_core.experiments.writes_book`: ``make results``, ``make notebooks``)
+    under the primary reading (:func:`bisls_core.scales.primary_reading_in_use`), and ``<repo>/.scratch/figures/<scale>``, which git ignores, for every other run.
     ``scale=None``: the scale of this process's runs
     (:func:`bisls_core.experiments.scale_in_use`), the book's when there were none."""
     env = os.environ.get("BISLS_FIGURES")
@@ -148,7 +148,8 @@ def figures_dir(scale: str | None = None) -> Path:
     else:
         scale = scale or experiments.scale_in_use() or experiments.book_scale()
         check_choice("scale", scale, experiments.SCALES)
-        if scale == experiments.book_scale() and experiments.writes_book():
+        if (scale == experiments.book_scale() and experiments.writes_book()
+                and experiments.scales.primary_reading_in_use()):
             d = experiments.scales.repo_root() / "figures"
         else:
             d = experiments.scales.scratch_dir() / "figures" / scale

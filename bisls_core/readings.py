@@ -79,7 +79,7 @@ PAPER_W = 0.9
 def rule_score(decades: dict[str, float]) -> float:
     """:data:`PRIMARY_RULE`'s distance of a reading: the sum over BiSLS-SGD and BiSLS-Adam of
     ``|log(decades / paper decades)|`` (``decades``: mean search cost per iteration in
-    decades of step size, per method).
+    decades of step size, per method); infinite when a method's searches cost nothing.
 
     >>> round(rule_score({"BiSLS-SGD": 89 * 0.045757, "BiSLS-Adam": 115 * 0.045757}), 3)
     0.0
@@ -87,6 +87,8 @@ def rule_score(decades: dict[str, float]) -> float:
     import math
 
     per_round = math.log10(1 / PAPER_W)
+    if any(not decades[m] > 0 for m in PAPER_ROUNDS):  # no search moved: infinitely far
+        return math.inf
     return sum(abs(math.log(decades[m] / (n * per_round))) for m, n in PAPER_ROUNDS.items())
 
 

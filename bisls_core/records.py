@@ -20,8 +20,8 @@ from .grids import plan_path
 from .scales import SCALES, _use_scale
 from .stepsizes import check_choice
 
-__all__ = ["CLAIM_SCHEMA", "ClaimRecordError", "VERDICTS", "check_claims", "read_claims",
-           "record_claim"]
+__all__ = ["CLAIM_SCHEMA", "ClaimRecordError", "VERDICTS", "check_claims", "claims_path",
+           "read_claims", "record_claim"]
 
 #: A number of an interval: JSON has no infinities, so they are the strings "inf",
 #: "-inf" (and "nan"), as :meth:`bisls_core.verdicts.Interval.as_record` writes them.
@@ -126,6 +126,21 @@ def _same_claim(new: Any, old: Any) -> bool:
 VERDICTS = verdicts.VERDICTS
 
 
+def claims_path(scale: str, notebook: str, reading: str | None = None) -> Path:
+    """The claim record of a page: ``<results>/<scale>/claims/<notebook>.json`` under the
+    book's primary reading, ``.../claims/readings/<reading>/<notebook>.json`` under
+    another (``reading=None``: this process's, :func:`bisls_core.scales.reading_in_use`),
+    with ``<results>`` from :func:`results_dir`."""
+    from .readings import PRIMARY_READING
+    from .scales import reading_in_use
+
+    reading = reading_in_use() if reading is None else reading
+    folder = results_dir(scale) / scale / "claims"
+    if reading != PRIMARY_READING:
+        folder = folder / "readings" / reading
+    return folder / f"{notebook}.json"
+
+
 def record_claim(
     notebook: str,
     claim_id: str,
@@ -140,8 +155,9 @@ def record_claim(
 ) -> str:
     """Record one claim of the paper beside what this run measured.
 
-    Written to ``results_dir(scale)/<scale>/claims/<notebook>.json`` (the committed
-    ``results/`` only at the book's scale, see :func:`results_dir`), atomically, one
+    Written to :func:`claims_path` (``results_dir(scale)/<scale>/claims/<notebook>.json``
+    under the primary reading; the committed ``results/`` only at the book's scale, see
+    :func:`results_dir`), atomically, one
     entry per ``claim_id``, and only when it changes (a record whose floats differ from
     the stored one by round-off, to :data:`REPRODUCE_RTOL`, keeps the stored one);
     ``scripts/scorecard.py`` turns every such file into the book's replication scorecard. Returns the line a notebook prints, e.g.
@@ -160,7 +176,7 @@ def record_claim(
     line = f"claim {claim_id}: {verdict} -- ours: {ours}; paper: {paper}" + (f" ({why})" if why else "")
     if plan_path() is not None:  # a plan records no claim (its records are stand-ins)
         return line
-    path = results_dir(scale) / scale / "claims" / f"{notebook}.json"
+    path = claims_path(scale, notebook)
     before, claims = None, {}
     if path.is_file():  # an invalid stored file is an error, never silently replaced
         before = path.read_text(encoding="utf-8")

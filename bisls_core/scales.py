@@ -17,7 +17,8 @@ from ._validate import check_int as _check_int
 from .stepsizes import check_choice
 
 __all__ = ["SCALES", "BOOK_SCALE", "TUNING_SEED_OFFSET", "book_scale", "check_params",
-           "repo_root", "scale_in_use", "scaled", "scratch_dir", "writes_book"]
+           "primary_reading_in_use", "reading_in_use", "repo_root", "scale_in_use", "scaled",
+           "scratch_dir", "use_reading", "writes_book"]
 
 SCALES = ("smoke", "cpu", "paper")
 
@@ -78,6 +79,39 @@ def scale_in_use() -> str | None:
 
 def _use_scale(scale: str) -> None:
     _SCALE_IN_USE[:] = [scale]
+
+
+_READING_IN_USE: list[str] = []
+
+
+def reading_in_use() -> str:
+    """The reading of the paper's open choices that this process's BiSLS runs use
+    (:data:`bisls_core.readings.READINGS`): the one :func:`use_reading` set (a page's
+    ``reading`` parameter, through :func:`bisls_core.sweeps.start`), else the book's
+    primary reading :data:`~bisls_core.readings.PRIMARY_READING`."""
+    from .readings import PRIMARY_READING
+
+    return _READING_IN_USE[-1] if _READING_IN_USE else PRIMARY_READING
+
+
+def use_reading(name: str | None) -> str:
+    """Make ``name`` (``None``: the primary reading) this process's reading; returns it.
+    Under a reading other than the primary one, a page's claims go to
+    ``claims/readings/<name>/`` and its figures to the scratch folder, so the book's
+    pages and scorecard stay those of the primary reading."""
+    from .readings import PRIMARY_READING, reading_fields
+
+    name = PRIMARY_READING if name is None else name
+    reading_fields(name)  # an unknown name: a ValueError listing the readings
+    _READING_IN_USE[:] = [name]
+    return name
+
+
+def primary_reading_in_use() -> bool:
+    """Is this process's reading the book's primary one?"""
+    from .readings import PRIMARY_READING
+
+    return reading_in_use() == PRIMARY_READING
 
 
 # --------------------------------------------------------------------------- parameters

@@ -39,6 +39,7 @@ device = "auto"
 n_runs = None
 seed = 0
 recompute = False
+reading = None  # a reading of the paper's open choices (bisls_core.readings); None: the primary one
 K = None
 T = None
 batch = None
@@ -49,7 +50,7 @@ data_root = None
 from bisls_core import data, experiments, plotting, sweeps
 from bisls_core.sweeps import claims, hyperrep
 
-opts = sweeps.start(scale, device, n_runs, seed, recompute)
+opts = sweeps.start(scale, device, n_runs, seed, recompute, reading)
 scale = opts["scale"]  # the book's scale when the parameter is None
 sz = hyperrep.sizes(scale, K=K, T=T, batch=batch, n_train=n_train, n_runs=n_runs, data_root=data_root)
 sz["data_root"] = data.mnist_root(data_root)  # None: the shipped subset (cache keys unchanged)

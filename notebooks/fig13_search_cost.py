@@ -49,6 +49,7 @@ device = "auto"
 n_runs = None
 seed = 0
 recompute = False
+reading = None  # a reading of the paper's open choices (bisls_core.readings); None: the primary one
 K = None
 T = None
 batch = None
@@ -60,7 +61,7 @@ import numpy as np
 from bisls_core import experiments, plotting, sweeps
 from bisls_core.sweeps import claims, hyperrep
 
-opts = sweeps.start(scale, device, n_runs, seed, recompute)
+opts = sweeps.start(scale, device, n_runs, seed, recompute, reading)
 scale = opts["scale"]  # the book's scale when the parameter is None
 sz = hyperrep.sizes(scale, K=K, T=T, batch=batch, n_train=n_train, n_runs=n_runs)
 {k: sz[k] for k in ("n_train", "n_val", "batch", "T", "cg", "K", "w", "max_rounds", "n_runs", "n_sweep")}

@@ -40,6 +40,7 @@ device = "auto"
 n_runs = None
 seed = 0
 recompute = False
+reading = None  # a reading of the paper's open choices (bisls_core.readings); None: the primary one
 K = None
 T_long = None
 n_real = None
@@ -51,7 +52,7 @@ import numpy as np
 from bisls_core import data, experiments, plotting, sweeps
 from bisls_core.sweeps import claims, distillation
 
-opts = sweeps.start(scale, device, n_runs, seed, recompute)
+opts = sweeps.start(scale, device, n_runs, seed, recompute, reading)
 scale = opts["scale"]  # the book's scale when the parameter is None
 sz = distillation.sizes(scale, K=K, T_long=T_long, n_real=n_real, n_runs=n_runs, data_root=data_root)
 sz["data_root"] = data.mnist_root(data_root)  # None: the shipped subset (cache keys unchanged)

@@ -67,6 +67,7 @@ device = "auto"
 n_runs = None
 seed = 0
 recompute = False
+reading = None  # a reading of the paper's open choices (bisls_core.readings); None: the primary one
 K = None
 n_compare = None
 data_root = None
@@ -78,7 +79,7 @@ from bisls_core import data, experiments, plotting, sweeps
 from bisls_core.sweeps import claims
 from bisls_core.sweeps import condition14 as C
 
-opts = sweeps.start(scale, device, n_runs, seed, recompute)
+opts = sweeps.start(scale, device, n_runs, seed, recompute, reading)
 scale = opts["scale"]  # the book's scale when the parameter is None
 sz = C.sizes(scale, K=K, n_runs=n_runs, n_compare=n_compare)
 sz["data_root"] = data.mnist_root(data_root)  # None: the shipped subset (cache keys unchanged)

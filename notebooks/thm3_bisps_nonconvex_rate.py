@@ -103,6 +103,13 @@ rec = grid["BiSPS (2 samples)"]
 # The running average $\frac1K\sum_{k<K}\|\nabla F(x^k)\|^2$ (each run's prefix of length
 # $K$ is a run of length $K$: no schedule depends on the horizon), with the $1/\sqrt K$
 # reference line, and the steps BiSPS took.
+#
+# At the `cpu` scale $\alpha_k$ sat on its upper envelope $\alpha_{b,0}/\sqrt{k+1}$ in
+# 100 % of the steps (printed below): the Polyak ratio never fell below the cap, so the
+# upper level took exactly the decaying step of bilevel SGD and $\alpha_k$ was trivially
+# independent of $h_f^k$. The check is therefore a weak test of Theorem 3, as Figures 18
+# and 19 are of the one- and two-sample comparison: it measures the rate of decaying-step
+# bilevel SGD (with BiSPS's lower step), not what the adaptive upper step adds.
 
 # %%
 sq = np.concatenate([rec["initial_grad_norm"][:, None], rec["grad_norm"][:, :-1]], axis=1) ** 2

@@ -9,6 +9,9 @@
                                                      # fill results/<scale>/ (default: the book's
                                                      # scale; resumable: finished runs are cached),
                                                      # executed copies into .scratch/results/
+    python scripts/run_notebooks.py results --reading p14=0.1 NAME ...
+                                                     # the same pages under another reading of the
+                                                     # paper's open choices (make readings)
     python scripts/run_notebooks.py results --scale paper --plan [NAME ...]
                                                      # list the runs that are missing, with an
                                                      # estimate of their time; computes none
@@ -476,12 +479,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--scale", default=None, choices=["smoke", "cpu", "paper"],
                     help="results: the scale to fill (default: the book's, $BISLS_BOOK_SCALE or cpu)")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--reading", default=None,
+                    help="results only: run the pages under this reading of the paper's open "
+                         "choices (bisls_core.readings.READINGS); their claims go to "
+                         "results/<scale>/claims/readings/<reading>/, their figures to .scratch/")
     ap.add_argument("--plan", "--dry-run", dest="plan", action="store_true",
                     help="results: list the missing runs and estimate their time, compute nothing")
     ap.add_argument("-j", "--jobs", type=int, default=2, help="notebooks run at once")
     args = ap.parse_intermixed_args(argv)
     if args.plan and args.mode != "results":
         ap.error("--plan lists the runs of 'results'")
+    if args.reading is not None:
+        if args.mode != "results":
+            ap.error("--reading runs the pages of 'results' under another reading")
+        sys.path.insert(0, str(ROOT))
+        from bisls_core.readings import READINGS
+
+        if args.reading not in READINGS:
+            ap.error(f"unknown reading {args.reading!r}; known readings: {', '.join(READINGS)}")
     return args
 
 
@@ -531,7 +546,10 @@ def make_jobs(args, env: dict) -> list[tuple]:
             jobs.append((nb, out / nb.name, {"recompute": True}, log))
         elif args.mode == "results":
             params = {"scale": args.scale, "device": args.device}
-            jobs.append((nb, out / f"{nb.stem}-{args.scale}.ipynb", params,
+            suffix = args.scale
+            if args.reading is not None:
+                params["reading"], suffix = args.reading, f"{args.scale}-{args.reading}"
+            jobs.append((nb, out / f"{nb.stem}-{suffix}.ipynb", params,
                          results_env(env, args.scale, nb.stem)))
         else:  # execute: into a copy, over the committed page once it succeeded
             env_e = dict(env, BISLS_WRITE_BOOK="1", BISLS_PROGRESS=str(progress_file(nb.stem)))
@@ -569,7 +587,7 @@ def write_results_timings(args, jobs: list[tuple], seconds: dict[str, float], to
     succeeded into ``<root>/<scale>/timings/make_results.json``; ``None`` (nothing
     written) for any other run."""
     if (args.mode != "results" or args.plan or failed or args.names or not jobs
-            or args.scale == "smoke" or args.scale != book_scale()):
+            or args.reading is not None or args.scale == "smoke" or args.scale != book_scale()):
         return None
     path = root / args.scale / "timings" / "make_results.json"
     timed.write_json_atomic(path, timings_record(args, jobs, seconds, total, failed))

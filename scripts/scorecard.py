@@ -184,6 +184,10 @@ def rows(found: dict[str, tuple[str, dict]], beyond: bool) -> list[str]:
                 detail.append(f"**Evidence:** {iv}.")
             if c.get("why"):
                 detail.append(f"**Why:** {cell(c['why'])}")
+            other = other_readings(scale, notebook, cid, c["verdict"])
+            if other:
+                detail.append(f"**Under other readings** ([open choices](../notebooks/open_choices.ipynb)): "
+                              f"{cell(other)}.")
             out += [
                 f"* - [{page_label(notebook)}](../notebooks/{notebook}.ipynb)",
                 f"  - {{{BADGE[c['verdict']]}}}`{c['verdict']}`",
@@ -197,6 +201,33 @@ def rows(found: dict[str, tuple[str, dict]], beyond: bool) -> list[str]:
     return out
 
 
+def other_readings(scale: str, notebook: str, cid: str, verdict: str) -> str:
+    """The verdicts of claim ``cid`` that differ from ``verdict`` under the readings of the
+    paper's open choices other than the primary one (their records under
+    ``claims/readings/<reading>/``), e.g. ``"not held [0.07, 0.3] under as-before
+    (p = 0.5 ...)"``; empty when none differs or none was run."""
+    from bisls_core.readings import PRIMARY_READING, READINGS
+    from bisls_core.sweeps.open_choices import committed_claims
+
+    out = []
+    for name, reading in READINGS.items():
+        if name == PRIMARY_READING:
+            continue
+        rec = committed_claims(scale, notebook, name).get(cid)
+        if rec is not None and rec["verdict"] != verdict:
+            iv = rec.get("interval")
+            iv = f" [{_num(iv[0])}, {_num(iv[1])}]" if isinstance(iv, list) and len(iv) >= 2 else ""
+            out.append(f"{rec['verdict']}{iv} under `{name}` ({_fields(reading.fields)})")
+    return "; ".join(out)
+
+
+def _fields(fields) -> str:
+    names = {"p_upper": "p in (14)", "c_bar": "c̄ in (8)", "adam_trial": "Adam's trial along",
+             "reference": "line-14 reference"}
+    return ", ".join(f"{names.get(k, k)} {v}" for k, v in fields.items()) or \
+        "p = c̄ = 0.5, Adam's trial along m, line 14 as printed"
+
+
 def table(body: list[str]) -> list[str]:
     return ["````{list-table}", ":header-rows: 1", ":widths: 13 12 75", ":class: scorecard", "",
             "* - Page", "  - Verdict", "  - Claim, the paper's number and ours", *body, "````"]
@@ -204,6 +235,8 @@ def table(body: list[str]) -> list[str]:
 
 def render(found: dict[str, tuple[str, dict]], scale: str | None = None) -> str:
     """The scorecard page of the claims ``found`` at ``scale`` (the book's by default)."""
+    from bisls_core.readings import PRIMARY_READING, READINGS
+
     scale = scale or book_scale()
     lines = [
         "# Replication scorecard",
@@ -216,7 +249,10 @@ def render(found: dict[str, tuple[str, dict]], scale: str | None = None) -> str:
         "",
         f"Every verdict below comes from runs at the `{scale}` scale, the scale of the whole",
         "book (its pages, figures and this scorecard; [the scales page](scales.md) says how",
-        "to switch it).",
+        "to switch it), under the book's primary reading of the paper's open choices,",
+        f"`{PRIMARY_READING}` ({_fields(READINGS[PRIMARY_READING].fields)}), chosen by a rule",
+        "fixed before its runs ([open choices](../notebooks/open_choices.ipynb)); a claim whose",
+        "verdict differs under another reading that was run says so in its row.",
         "",
     ]
     paper_rows = rows(found, beyond=False)

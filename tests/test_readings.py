@@ -27,11 +27,11 @@ def test_every_reading_makes_a_valid_configuration():
         reading_fields("p=0.1")
 
 
-def test_as_before_is_the_committed_configuration():
+def test_make_config_reads_the_primary_reading_and_as_before_the_dataclass():
     for method in B.METHODS:
-        assert B.make_config(method, reading="as-before") == B.make_config(method)
-    cfg = B.make_config("BiSLS-Adam")
-    assert (cfg.p14, cfg.c8, cfg.adam_trial) == (0.5, 0.5, "m")
+        assert B.make_config(method) == B.make_config(method, reading=PRIMARY_READING)
+    cfg = B.make_config("BiSLS-Adam", reading="as-before")
+    assert (cfg.p14, cfg.c8, cfg.adam_trial, cfg.reference) == (0.5, 0.5, "m", "paper")
 
 
 def test_paper_evidence_separates_p_of_14_from_c_bar_of_8():
@@ -84,3 +84,83 @@ def test_a_reading_in_a_run_configuration():
     for key in runs[0]:
         if key != "time":
             np.testing.assert_array_equal(runs[0][key], runs[1][key])
+
+
+# --------------------------------------------------------------------------- cache keys
+def _key(config):
+    from bisls_core import cache
+
+    return cache.cache_key(B.run_config, config, 0)
+
+
+def test_the_key_names_a_runs_constants_not_its_reading():
+    """An as-before configuration keeps the key it had before readings existed; a reading
+    given by name and the same fields given by hand share a key; a field a method does not
+    use never splits its runs (SGD's adam_trial, a fixed-step method's p_upper)."""
+    base = {**SMALL, "method": "BiSLS-Adam"}
+    legacy = B.key_config({**base, "reading": "as-before"})
+    assert legacy == base and _key({**base, "reading": "as-before"}) == _key(
+        {**base, "reading": "as-before", "p_upper": 0.5, "adam_trial": "m"})
+    assert _key({**base, "reading": "paper-evidence"}) == _key(
+        {**base, "reading": "as-before", "p_upper": 0.1, "adam_trial": "h"})
+    assert _key({**base, "reading": "paper-evidence"}) != _key({**base, "reading": "as-before"})
+    sgd = {**SMALL, "method": "BiSLS-SGD"}
+    assert _key({**sgd, "reading": "adam-trial-h"}) == _key({**sgd, "reading": "as-before"})
+    assert _key({**sgd, "reading": "paper-evidence"}) == _key({**sgd, "reading": "p14=0.1"})
+    fixed = {**SMALL, "method": "SGD"}
+    for name in READINGS:
+        assert _key({**fixed, "reading": name}) == _key({**fixed, "reading": "as-before"})
+    assert _key({**sgd, "reading": "c8=0.1"}) != _key({**sgd, "reading": "as-before"})
+
+
+def test_a_configuration_without_a_reading_is_keyed_under_the_primary_one():
+    base = {**SMALL, "method": "BiSLS-Adam"}
+    assert _key(base) == _key({**base, "reading": PRIMARY_READING})
+
+
+def test_a_configuration_runs_what_its_key_names():
+    """run_config applies the reading named in the configuration (same numbers as its fields
+    given by hand)."""
+    named = B.run_config({**SMALL, "method": "BiSLS-Adam", "K": 3, "reading": "paper-evidence"},
+                         seed=0)
+    by_hand = B.run_config({**SMALL, "method": "BiSLS-Adam", "K": 3, "reading": "as-before",
+                            "p_upper": 0.1, "adam_trial": "h"}, seed=0)
+    for key in named:
+        if key != "time":
+            np.testing.assert_array_equal(named[key], by_hand[key])
+
+
+# --------------------------------------------------------------------------- the page's reading
+def test_a_page_under_another_reading_writes_its_claims_beside_the_books(monkeypatch):
+    from bisls_core import scales
+    from bisls_core.records import claims_path
+
+    other = next(n for n in READINGS if n != PRIMARY_READING)
+    try:
+        assert scales.use_reading(None) == PRIMARY_READING and scales.primary_reading_in_use()
+        book = claims_path("cpu", "fig07_bisls_vs_tuned")
+        assert book.parent.name == "claims"
+        scales.use_reading(other)
+        assert not scales.primary_reading_in_use()
+        assert claims_path("cpu", "fig07_bisls_vs_tuned") == (
+            book.parent / "readings" / other / "fig07_bisls_vs_tuned.json")
+        with pytest.raises(ValueError, match="known readings are"):
+            scales.use_reading("p=0.1")
+    finally:
+        scales.use_reading(None)
+
+
+def test_the_rule_scores_decades_and_breaks_ties_towards_as_before():
+    from bisls_core.readings import PAPER_ROUNDS, PAPER_W, rule_score
+    from bisls_core.sweeps.open_choices import METHODS, choose
+
+    exact = {m: n * np.log10(1 / PAPER_W) for m, n in PAPER_ROUNDS.items()}
+    assert rule_score(exact) == pytest.approx(0.0, abs=1e-12)
+    assert rule_score({m: 2 * v for m, v in exact.items()}) == pytest.approx(2 * np.log(2))
+    cost = {("as-before", m): {"decades": exact[m] / 2} for m in METHODS}
+    cost |= {("p14=0.1", m): {"decades": exact[m] * 1.01} for m in METHODS}
+    cost |= {("c8=0.1", m): {"decades": exact[m] * 0.99} for m in METHODS}
+    chosen, score = choose(cost, ("as-before", "p14=0.1", "c8=0.1"))
+    assert chosen == "p14=0.1" and score["as-before"] > score["p14=0.1"]  # tie: fewer fields, then score
+    cost |= {("as-before", m): {"decades": exact[m] * 1.02} for m in METHODS}
+    assert choose(cost, ("as-before", "p14=0.1", "c8=0.1"))[0] == "as-before"

@@ -68,7 +68,7 @@ def test_judge_steadier():
     assert out["verdict"] == "held" and out["why"] == ""
     failed[("identity", "BiSPS", 100.0)] = np.array([3.0, 3.0])
     out = distillation.judge_steadier(failed, "identity", alphas)
-    assert out["verdict"] == "partly" and "worse at alpha_b0 = [100.0]" in out["why"]
+    assert out["verdict"] == "not held" and "worse at alpha_b0 = [100.0]" in out["why"]
     assert distillation.loss_text(np.array([np.nan, 2.0])) == "2.000 (1/2 failed)"
 
 

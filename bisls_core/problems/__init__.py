@@ -53,18 +53,20 @@ def memo_key(t: Tensor | None):
     its memory (address, shape, strides, dtype, device) and its version counter, which
     every in-place write through ``t``, its views or ``t.detach()`` increments. ``None``
     for ``None``; ``False`` (never equal to a key) for a tensor without a version counter
-    (an inference tensor). A memo that keeps a reference to the keyed tensor keeps its
-    memory from being reused, so an equal key means the same, unmodified values -- except
-    after an in-place write through an alias that does not share the version counter
-    (``t.data``, a NumPy view), which a memo keyed this way cannot see.
+    (an inference tensor) or without storage of its own (a batched tensor inside
+    ``torch.func.vmap``, as in the ladders of ``BilevelConfig.ladder``; a memo must not
+    keep it). A memo that keeps a reference to the keyed tensor keeps its memory from
+    being reused, so an equal key means the same, unmodified values -- except after an
+    in-place write through an alias that does not share the version counter (``t.data``,
+    a NumPy view), which a memo keyed this way cannot see.
     """
     if t is None:
         return None
     try:
-        version = t._version
-    except RuntimeError:  # inference tensors have no version counter
+        version, address = t._version, t.data_ptr()
+    except RuntimeError:  # an inference tensor (no version counter), a vmap-batched one
         return False
-    return (t.data_ptr(), t.shape, t.stride(), t.dtype, t.device, version)
+    return (address, t.shape, t.stride(), t.dtype, t.device, version)
 
 
 def sample_indices(n: int, batch: int | None, gen: torch.Generator, device=None) -> Tensor | None:

@@ -116,7 +116,8 @@ def _memoized_features(embed, X1, X2):
     # requires grad) the embedding is recomputed, except inside problems.keeping_graphs(),
     # where the last one computed there for the same leaf x (the same object) and batch
     # is returned with its graph: the hypergradient and the trial model of condition
-    # (14) share their forward passes that way.
+    # (14) share their forward passes that way. A batched x (inside torch.func.vmap: the
+    # ladders of BilevelConfig.ladder) has no memo key; its embedding is never kept.
     plain: dict = {}
     graphs: dict = {}
 
@@ -140,7 +141,8 @@ def _memoized_features(embed, X1, X2):
             return hit[3]
         with torch.no_grad():
             out = embed(x, X if idx is None else X[idx])
-        plain[which] = (key, x, idx, out)
+        if False not in key:  # not a tensor of a torch.func transform (it cannot outlive it)
+            plain[which] = (key, x, idx, out)
         return out
 
     return features

@@ -26,7 +26,7 @@ __all__ = ["at_least", "at_most", "check_injected_parameters", "start", "unknown
 
 
 def start(scale: str | None, device: str, n_runs: int | None, seed: int,
-          recompute: bool) -> dict[str, Any]:
+          recompute: bool, reading: str | None = None) -> dict[str, Any]:
     """The first call of every notebook.
 
     ``scale=None`` (every page's default) is the book's scale,
@@ -41,15 +41,20 @@ def start(scale: str | None, device: str, n_runs: int | None, seed: int,
     parameter), runs torch on one thread (the results cache was computed so:
     the runs are deterministic and bit for bit reproducible on a CPU), and
     returns the keyword arguments that :func:`~bisls_core.experiments.run_grid`
-    and the ``tune`` functions of this package take:
+    and the ``tune`` functions of this package take. ``reading`` (the pages whose BiSLS
+    runs depend on the paper's open choices have it as a parameter) names a reading of
+    :data:`bisls_core.readings.READINGS` for this page's BiSLS runs (``None``: the
+    book's primary reading; :func:`bisls_core.scales.use_reading`). The returned dict is
     ``dict(scale=..., seed=..., device=..., recompute=...)``, ``scale`` resolved
     (the page goes on with ``scale = opts["scale"]``).
     """
     import torch
 
     from ..experiments import book_scale, check_params
+    from ..scales import use_reading
 
     check_injected_parameters()
+    use_reading(reading)
     torch.set_num_threads(1)
     if scale is None:
         scale = book_scale()

@@ -1,11 +1,11 @@
 """Turning per-run numbers into a claim's verdict (the rules of :mod:`bisls_core.verdicts`).
 
 A claim with several parts (two methods, two hypergradients, ...) judges each part
-on its own interval and combines them (:func:`bisls_core.verdicts.combine`); the
-record stores the interval of the part that decides the verdict (the first part
-whose verdict is not "held", else the first part), and ``ours`` lists every part.
-A part that rests on one run has no interval: it is "inconclusive" ("1 run: no
-interval"), never a verdict from one run.
+on its own interval and combines them (:func:`bisls_core.verdicts.combine`: all parts
+must hold, or with ``mode="any"`` one suffices); the record stores the interval of the
+part that decides the verdict (the first part whose verdict is the claim's verdict),
+and ``ours`` lists every part. A part that rests on one run has no interval: it is
+"inconclusive" ("1 run: no interval"), never a verdict from one run.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import numpy as np
 
 from .. import verdicts as V
 
-__all__ = ["ONE_RUN", "judge", "log_ratios", "part", "relative_tolerance", "share", "show", "spread"]
+__all__ = ["ONE_RUN", "alike", "judge", "log_ratios", "part", "relative_tolerance", "share", "show",
+           "spread"]
 
 #: The reason given for a claim (or part) that rests on one run.
 ONE_RUN = "1 run: no interval"
@@ -73,18 +74,38 @@ def relative_tolerance(rel: float) -> float:
     return float(np.log1p(rel))
 
 
-def judge(parts: Mapping[str, tuple[str, V.Interval | None]], *,
+def alike(finals: Mapping[str, Sequence[float]] | Sequence[Sequence[float]],
+          statistic: str = "log final loss", rel: float = 0.05, *,
+          reference: int | str | None = None) -> tuple[str, V.Interval | None]:
+    """"These configurations end alike" (within ``rel``) as an equivalence test: for every
+    pair of configurations (or each against ``reference``), the two one-sided tests of
+    the per-seed log-ratio of the final values against ``log(1 + rel)``
+    (:func:`bisls_core.verdicts.equivalent_all`; a pair of seeds that both diverged is
+    left out). Returns the verdict and the 90 % interval of the deciding pair (the first
+    whose verdict is the claim's), ``None`` when it has fewer than two finite pairs.
+
+    >>> alike([[1.0, 2.0, 3.0], [1.01, 2.0, 2.99]])[0]
+    'held'
+    """
+    verdict, tests = V.equivalent_all(finals, relative_tolerance(rel), statistic,
+                                      reference=reference, log=True)
+    deciding = next(e for e in tests.values() if e.verdict == verdict)
+    return verdict, deciding.interval
+
+
+def judge(parts: Mapping[str, tuple[str, V.Interval | None]], *, mode: str = "all",
           fmt: str = ".3g") -> dict:
     """Combine the parts ``{name: (verdict, interval)}`` of a claim.
 
-    Returns ``verdict`` (:func:`bisls_core.verdicts.combine`), ``interval`` (of the
-    deciding part, ``None`` if it rests on one run), ``text`` (every part: its
-    estimate, interval, runs and verdict) and ``why`` (names the parts resting on
-    one run, else the parts not held or inconclusive, else empty)."""
+    Returns ``verdict`` (:func:`bisls_core.verdicts.combine` with ``mode``: "all" parts
+    must hold, or "any" one), ``interval`` (of the deciding part, the first whose
+    verdict is the claim's; ``None`` if it rests on one run), ``text`` (every part: its
+    estimate, interval, runs and verdict) and ``why`` (names the parts resting on one
+    run, else the parts not held or inconclusive, else empty)."""
     if not parts:
         raise ValueError("judge needs at least one part")
-    verdict = V.combine({name: v for name, (v, _) in parts.items()})
-    deciding = next((name for name, (v, _) in parts.items() if v != "held"), next(iter(parts)))
+    verdict = V.combine({name: v for name, (v, _) in parts.items()}, mode=mode)
+    deciding = next((name for name, (v, _) in parts.items() if v == verdict), next(iter(parts)))
     texts, one_run, weak = [], [], []
     for name, (v, iv) in parts.items():
         if iv is None:

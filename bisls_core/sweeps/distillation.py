@@ -156,16 +156,26 @@ def config(sz: dict, method: str, *, hypergrad: str = "identity", **fields) -> d
     if method in _FIXED_LOWER:
         cfg.update(lower="fixed", beta=LOWER_STEP)
     elif method in ("BiSLS-SGD", "BiSLS-Adam"):
-        cfg.update(BISLS_BASE, w=sz["w"], max_rounds=sz["max_rounds"], keep_final=True)
+        from ..scales import reading_in_use
+
+        cfg.update(BISLS_BASE, w=sz["w"], max_rounds=sz["max_rounds"], keep_final=True,
+                   reading=reading_in_use())
     cfg.update(fields)
     make_config(method, **{k: v for k, v in cfg.items()
                            if k not in ("problem", "problem_args", "method")})
     return cfg
 
 
-def bisls(sz: dict, *, hypergrad: str = "identity", **fields) -> dict:
-    """:func:`config` of BiSLS-SGD (:data:`BISLS_BASE`) with ``fields``."""
-    return config(sz, "BiSLS-SGD", hypergrad=hypergrad, **fields)
+def bisls(sz: dict, *, hypergrad: str = "identity", reading: str | None = None,
+          **fields) -> dict:
+    """:func:`config` of BiSLS-SGD (:data:`BISLS_BASE`) under the reading ``reading`` of the
+    paper's open choices (``None``: the page's, :func:`bisls_core.scales.reading_in_use`;
+    written into the configuration by name, see :func:`bisls_core.sweeps.hyperrep.bisls`)
+    with ``fields``."""
+    from ..scales import reading_in_use
+
+    name = reading_in_use() if reading is None else reading
+    return config(sz, "BiSLS-SGD", hypergrad=hypergrad, reading=name, **fields)
 
 
 def tuning_configs(sz: dict, method: str, *, hypergrad: str = "identity",

@@ -128,8 +128,10 @@ def config(sz: dict, method: str, **fields) -> dict:
     :data:`bisls_core.bilevel.METHODS`; ``fields`` any
     :class:`~bisls_core.bilevel.BilevelConfig` field (they win over the sizes). The
     backtracking factor and budget are added only when the run searches (BiSLS
-    upstairs or Armijo downstairs), so that they do not split the cache of the
-    fixed-step methods. The configuration is validated here (a bad field is an
+    upstairs or Armijo downstairs), with the page's reading of the paper's open choices
+    (:func:`bisls_core.scales.reading_in_use`, by name: the cache key sees only the fields
+    the method uses, :func:`bisls_core.bilevel.key_config`), so that they do not split the
+    cache of the fixed-step methods. The configuration is validated here (a bad field is an
     error in the notebook, not in the middle of a grid).
     """
     from ..bilevel import make_config
@@ -147,7 +149,9 @@ def config(sz: dict, method: str, **fields) -> dict:
     run = {k: v for k, v in cfg.items() if k not in ("problem", "problem_args", "method")}
     checked = make_config(method, **run)
     if checked.upper == "bisls" or checked.lower == "armijo":
-        cfg = {"w": sz["w"], "max_rounds": sz["max_rounds"], **cfg}
+        from ..scales import reading_in_use
+
+        cfg = {"w": sz["w"], "max_rounds": sz["max_rounds"], "reading": reading_in_use(), **cfg}
         make_config(method, **{k: v for k, v in cfg.items()
                                if k not in ("problem", "problem_args", "method")})
     return cfg
@@ -155,20 +159,18 @@ def config(sz: dict, method: str, **fields) -> dict:
 
 def bisls(sz: dict, method: str = "BiSLS-Adam", *, reading: str | None = None,
           **fields) -> dict:
-    """:func:`config` of ``"BiSLS-SGD"``/``"BiSLS-Adam"`` with :data:`BISLS_BASE`, the fields
-    of the reading ``reading`` (:data:`bisls_core.readings.READINGS`; ``None``: the
-    book's primary reading, :data:`~bisls_core.readings.PRIMARY_READING`) and ``fields``
-    (they win). The reading's fields are written into the configuration (its cache key),
-    never its name; BiSLS-SGD leaves out ``adam_trial``, which it ignores, so that two
-    readings that differ only there share its runs."""
-    from ..readings import PRIMARY_READING, reading_fields
+    """:func:`config` of ``"BiSLS-SGD"``/``"BiSLS-Adam"`` with :data:`BISLS_BASE`, the reading
+    ``reading`` of the paper's open choices (:data:`bisls_core.readings.READINGS`;
+    ``None``: the page's, :func:`bisls_core.scales.reading_in_use`) and ``fields`` (they
+    win over the reading's). The reading is written into the configuration by name; the
+    cache key sees its fields (:func:`bisls_core.bilevel.key_config`), so two readings that
+    agree on what a method uses share its runs."""
+    from ..scales import reading_in_use
 
     if method not in ("BiSLS-SGD", "BiSLS-Adam"):
         raise ValueError(f"method must be 'BiSLS-SGD' or 'BiSLS-Adam', got {method!r}")
-    read = reading_fields(PRIMARY_READING if reading is None else reading)
-    if method == "BiSLS-SGD":
-        read.pop("adam_trial", None)
-    return config(sz, method, **{**BISLS_BASE, **read, **fields})
+    name = reading_in_use() if reading is None else reading
+    return config(sz, method, **{**BISLS_BASE, "reading": name, **fields})
 
 
 def tuning_configs(sz: dict, method: str) -> dict[str, dict]:
