@@ -104,7 +104,7 @@ import torch.nn.functional as F
 from myst_nb import glue
 
 from bisls_core import experiments, plotting, sweeps
-from bisls_core.bilevel import make_config, run_bilevel
+from bisls_core.bilevel import key_config, make_config, run_bilevel
 from bisls_core.hypergrad import hypergradient
 from bisls_core.problems import BilevelProblem, ridge
 
@@ -239,6 +239,7 @@ def run_own(setting, seed, device):
 
 
 run_own.cache_id = "bilevel_own_problem.ridge_w8a"  # the runner's name in the cache key
+run_own.key_config = key_config  # the key sees the constants of the reading make_config applies
 grid = experiments.run_grid(
     run_own, {label: {**s, "data": data} for label, s in settings.items()},
     name="bilevel_own_problem", scale=scale, n_runs=sz["n_runs"], seed=seed, device=device,

@@ -50,10 +50,11 @@ def test_the_new_settings_are_validated(field, value, match):
 
 def test_the_constants_reach_their_searches():
     """p_upper changes the upper search only, c_bar the lower Armijo search only."""
-    base = B.run_config({**SMALL, "method": "BiSLS-SGD"}, seed=0)
-    up = B.run_config({**SMALL, "method": "BiSLS-SGD", "p_upper": 0.1}, seed=0)
-    low = B.run_config({**SMALL, "method": "BiSLS-SGD", "c_bar": 0.1}, seed=0)
-    same = B.run_config({**SMALL, "method": "BiSLS-SGD", "p_upper": 0.5, "c_bar": 0.5}, seed=0)
+    sgd = {**SMALL, "method": "BiSLS-SGD", "reading": "as-before"}
+    base = B.run_config(sgd, seed=0)
+    up = B.run_config({**sgd, "p_upper": 0.1}, seed=0)
+    low = B.run_config({**sgd, "c_bar": 0.1}, seed=0)
+    same = B.run_config({**sgd, "p_upper": 0.5, "c_bar": 0.5}, seed=0)
     for key in base:
         if key != "time":
             np.testing.assert_array_equal(base[key], same[key])
