@@ -17,6 +17,8 @@ from __future__ import annotations
 import base64
 import binascii
 
+import pytest
+
 #: The outputs compared as figures rather than as text.
 PNG_KEYS = ("application/papermill.record/image/png", "image/png")
 
@@ -57,3 +59,18 @@ def pytest_configure(config):
 
     compare_outputs._bisls_figures = True
     plugin.IPyNbCell.compare_outputs = compare_outputs
+
+
+#: The claim ids the unit tests record (``record_claim`` refuses an unregistered id).
+TOY_CLAIMS = ("toy-claim", "toy-1", "nb-1", "nb-2", "nb-3")
+
+
+@pytest.fixture
+def toy_claims():
+    """Register the toy claims of the unit tests for one test (:data:`TOY_CLAIMS`)."""
+    from bisls_core import registry as R
+
+    toys = [R.Claim(id=cid, page=cid.split("-")[0], text="a toy claim", statistic="x",
+                    direction="below") for cid in TOY_CLAIMS]
+    with R.REGISTRY.scoped(*toys):
+        yield toys

@@ -38,6 +38,7 @@ from ._validate import check_int as _check_int
 from .cache import (_canonical, _check_writable, _entry_path, _read_entry, _reproduces,
                     _runner_id, _write_entry, cache_key, read_dirs)
 from . import scales as _scales
+from .registry import FINAL_FRACTION, window_width
 from .scales import _use_scale, check_params
 from .stepsizes import check_choice
 
@@ -696,24 +697,25 @@ def summarize(values: np.ndarray, digits: int = 3) -> str:
 
 # --------------------------------------------------------------------------- reading grids
 def final_values(record: Mapping[str, np.ndarray], key: str,
-                 frac: float | None = None) -> np.ndarray:
-    """Per run, the value of ``record[key]`` at the last iteration, or with ``frac``
-    the mean over the evaluations in the last ``frac`` of the iterations (at least
-    the last one; NaN entries, iterations without an evaluation, are skipped). NaN
-    for a run that diverged (``record["diverged"]`` true at the end) or was never
-    evaluated there. A single noisy evaluation (a loss on a few digits after a step
-    on a small batch) is better compared through its tail mean (``frac=0.1``)."""
+                 frac: float | None = FINAL_FRACTION) -> np.ndarray:
+    """Per run, the final value of ``record[key]``: the mean over its last ``frac`` of
+    evaluations (by default the book-wide window of every claim,
+    :data:`bisls_core.registry.FINAL_WINDOW`: the last 10 %, ``ceil(frac * evaluations)``
+    and at least the last one, :func:`bisls_core.registry.window_width`; an iteration
+    where no run was evaluated, NaN in every run, is not an evaluation), or with
+    ``frac=None`` the value at the last iteration. NaN for a run that diverged
+    (``record["diverged"]`` true at the end) or was never evaluated there."""
     values = np.asarray(record[key], dtype=float)
     values = values.reshape(values.shape[0], -1)
     if frac is None:
         out = values[:, -1].copy()
     else:
-        if not 0 < frac <= 1:
-            raise ValueError(f"frac must lie in (0, 1], got {frac!r}")
-        n = values.shape[1]
+        evaluated = ~np.isnan(values).all(axis=0)
+        cols = np.flatnonzero(evaluated) if evaluated.any() else np.arange(values.shape[1])
+        cols = cols[-window_width(cols.size, frac):]
         with warnings.catch_warnings():  # a run with no evaluation in its tail gives NaN
             warnings.simplefilter("ignore", RuntimeWarning)
-            out = np.nanmean(values[:, n - max(1, round(frac * n)):], axis=1)
+            out = np.nanmean(values[:, cols], axis=1)
     if "diverged" in record:
         out[np.asarray(record["diverged"]).reshape(values.shape[0], -1)[:, -1]] = np.nan
     return out
@@ -722,8 +724,10 @@ def final_values(record: Mapping[str, np.ndarray], key: str,
 def best_label(grid: Mapping[str, Mapping[str, np.ndarray]], key: str = "val_loss",
                per_run: Callable[[Mapping[str, np.ndarray], str], np.ndarray] | None = None) -> str:
     """The label with the lowest mean over runs of ``per_run(record, key)``
-    (default :func:`final_values`); a label with a diverged run counts as the worst
-    (ties: the first in grid order)."""
+    (default :func:`final_values`, the book-wide window); a label with a diverged run
+    counts as the worst (ties: the first in grid order). Every tuned or "best" choice of
+    the book is made so on tuning runs (seeds from
+    :data:`bisls_core.scales.TUNING_SEED_OFFSET`), never on the evaluation runs."""
     per_run = final_values if per_run is None else per_run
     scores = {label: float(np.mean(per_run(rec, key))) for label, rec in grid.items()}
     scores = {label: (s if np.isfinite(s) else np.inf) for label, s in scores.items()}

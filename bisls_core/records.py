@@ -20,12 +20,39 @@ from .grids import plan_path
 from .scales import SCALES, _use_scale
 from .stepsizes import check_choice
 
-__all__ = ["CLAIM_SCHEMA", "ClaimRecordError", "VERDICTS", "check_claims", "claims_path",
-           "read_claims", "record_claim"]
+__all__ = ["CLAIM_SCHEMA", "ClaimRecordError", "JUDGED_KEYS", "VERDICTS", "check_claims",
+           "claims_path", "read_claims", "record_claim"]
 
 #: A number of an interval: JSON has no infinities, so they are the strings "inf",
 #: "-inf" (and "nan"), as :meth:`bisls_core.verdicts.Interval.as_record` writes them.
 _BOUND = {"oneOf": [{"type": "number"}, {"enum": ["inf", "-inf", "nan"]}]}
+
+_VERDICT = {"enum": list(verdicts.VERDICTS)}
+_NUMBER_OR_NULL = {"oneOf": [{"type": "number"}, {"type": "null"}]}
+#: One part of a judged claim (:func:`bisls_core.registry.judge`): its rule, interval,
+#: verdict, p-values and the verdicts of the alternative analyses.
+_PART = {
+    "type": "object",
+    "required": ["verdict", "direction", "p_held", "p_not_held", "bootstrap_verdict"],
+    "properties": {
+        "verdict": _VERDICT, "bootstrap_verdict": _VERDICT, "window_verdict": _VERDICT,
+        "direction": {"enum": ["below", "above", "within", "equivalent"]},
+        "statistic": {"type": "string"}, "runs": {"type": "integer", "minimum": 0},
+        "interval": {"oneOf": [{"type": "null"},
+                               {"type": "array", "minItems": 2, "maxItems": 2, "items": _BOUND}]},
+        "estimate": {"oneOf": [{"type": "null"}, _BOUND]},
+        "threshold": {"type": "number"}, "margin": _NUMBER_OR_NULL,
+        "p_held": {"type": "number", "minimum": 0, "maximum": 1},
+        "p_not_held": {"type": "number", "minimum": 0, "maximum": 1},
+        "excluded": {"type": "integer", "minimum": 0},
+        "one_sided": {"type": "integer", "minimum": 0},
+        "pairs": {"type": "object"},
+    },
+}
+#: What a record keeps of a judged claim (:func:`bisls_core.sweeps.claims.judge` with the
+#: claim's id); records written before issue 25 have none of it.
+JUDGED_KEYS = ("combine", "window", "paired", "parts", "p_value", "bootstrap_verdict",
+               "window_verdict", "window_alternative", "fragile")
 
 #: The JSON schema of one page's claim file: ``{claim_id: record}``, at least one claim.
 CLAIM_SCHEMA: dict[str, Any] = {
@@ -48,9 +75,19 @@ CLAIM_SCHEMA: dict[str, Any] = {
             "runs": {"type": "integer", "minimum": 1},
             "interval": {"type": "array", "minItems": 2, "maxItems": 2, "items": _BOUND},
             "statistic": {"type": "string", "minLength": 1},
+            "combine": {"enum": list(verdicts.MODES)},
+            "window": {"type": "string", "minLength": 1},
+            "paired": {"type": "boolean"},
+            "parts": {"type": "object", "minProperties": 1, "additionalProperties": _PART},
+            "p_value": {"type": "number", "minimum": 0, "maximum": 1},
+            "bootstrap_verdict": _VERDICT,
+            "window_verdict": {"oneOf": [_VERDICT, {"type": "null"}]},
+            "window_alternative": {"type": "string", "minLength": 1},
+            "fragile": {"type": "boolean"},
         },
         "dependentRequired": {"interval": ["runs", "statistic"], "runs": ["interval"],
-                              "statistic": ["interval"]},
+                              "statistic": ["interval"],
+                              **{k: list(JUDGED_KEYS) for k in JUDGED_KEYS}},
     },
 }
 
@@ -148,12 +185,23 @@ def record_claim(
     claim: str,
     paper: str,
     ours: str,
-    verdict: str,
+    verdict: str | None = None,
     scale: str,
     why: str = "",
     interval: verdicts.Interval | None = None,
+    judged: Mapping[str, Any] | None = None,
 ) -> str:
     """Record one claim of the paper beside what this run measured.
+
+    ``claim_id`` must be registered (:mod:`bisls_core.claims_registry`: its analysis is
+    fixed in advance): an unknown id is a :class:`bisls_core.registry.UnknownClaimError`
+    and nothing is written, so a page cannot record a verdict computed outside the
+    registry (nor a claim registered for another page). ``judged`` (what
+    :func:`bisls_core.sweeps.claims.judge` returns for this claim id) adds the registered analysis to the record (:data:`JUDGED_KEYS`: every
+    part's rule, interval, verdict and p-values, the claim's p-value for Holm's
+    correction, the verdicts under the bootstrap and the neighbouring-window
+    alternatives and whether the verdict is fragile); ``verdict`` and ``interval``
+    default to its own and must agree with it.
 
     Written to :func:`claims_path` (``results_dir(scale)/<scale>/claims/<notebook>.json``
     under the primary reading; the committed ``results/`` only at the book's scale, see
@@ -167,6 +215,17 @@ def record_claim(
     quantity the claim is about) adds ``runs``, ``interval`` and ``statistic`` to the
     record (:meth:`~bisls_core.verdicts.Interval.as_record`).
     """
+    from .registry import UnknownClaimError, lookup
+
+    try:  # a claim outside the registry is never recorded
+        registered = lookup(claim_id)
+    except UnknownClaimError as err:
+        raise UnknownClaimError(f"{err} (page {notebook!r}): register it, with its analysis, in "
+                                "bisls_core/claims_registry.py before recording it") from None
+    if registered.page != notebook:
+        raise ValueError(f"claim {claim_id!r} is registered for the page {registered.page!r}, "
+                         f"not {notebook!r}")
+    verdict, interval = _from_judged(claim_id, verdict, interval, judged)
     check_choice("verdict", verdict, VERDICTS)
     if interval is not None and not isinstance(interval, verdicts.Interval):
         raise TypeError(f"interval must be a bisls_core.verdicts.Interval or None, "
@@ -176,15 +235,42 @@ def record_claim(
     line = f"claim {claim_id}: {verdict} -- ours: {ours}; paper: {paper}" + (f" ({why})" if why else "")
     if plan_path() is not None:  # a plan records no claim (its records are stand-ins)
         return line
-    path = claims_path(scale, notebook)
-    before, claims = None, {}
-    if path.is_file():  # an invalid stored file is an error, never silently replaced
-        before = path.read_text(encoding="utf-8")
-        claims = read_claims(path)
     record = {"claim": claim, "paper": paper, "ours": ours, "verdict": verdict,
               "scale": scale, "why": why, "notebook": notebook}
     if interval is not None:
         record.update(interval.as_record())
+    if judged is not None:
+        record.update({k: judged[k] for k in JUDGED_KEYS})
+    _write_record(claims_path(scale, notebook), claim_id, record)
+    return line
+
+
+def _from_judged(claim_id: str, verdict: str | None, interval, judged) -> tuple:
+    """``verdict`` and ``interval``, defaulting to those of ``judged`` and checked against
+    them (``judged`` must be this claim's)."""
+    if judged is None:
+        if verdict is None:
+            raise TypeError(f"claim {claim_id!r}: record_claim needs a verdict or judged=")
+        return verdict, interval
+    missing = [k for k in ("claim", "verdict", *JUDGED_KEYS) if k not in judged]
+    if missing:
+        raise ValueError(f"claim {claim_id!r}: judged= lacks {missing}: pass what "
+                         "claims.judge(parts, claim=...) returns")
+    if judged["claim"] != claim_id:
+        raise ValueError(f"claim {claim_id!r}: judged= was judged as {judged['claim']!r}")
+    if verdict is not None and verdict != judged["verdict"]:
+        raise ValueError(f"claim {claim_id!r}: verdict {verdict!r} differs from the judged "
+                         f"{judged['verdict']!r}")
+    return judged["verdict"], interval if interval is not None else judged.get("interval")
+
+
+def _write_record(path: Path, claim_id: str, record: dict) -> None:
+    """Write ``record`` as ``claim_id`` into the claim file ``path`` (atomically, only
+    when it changes beyond round-off)."""
+    before, claims = None, {}
+    if path.is_file():  # an invalid stored file is an error, never silently replaced
+        before = path.read_text(encoding="utf-8")
+        claims = read_claims(path)
     # the round-off of another CPU in the statistics keeps the stored record
     if not _same_claim(record, claims.get(claim_id)):
         claims[claim_id] = record
@@ -201,5 +287,3 @@ def record_claim(
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-    return line
-

@@ -122,10 +122,10 @@ stable = {label: not rec["diverged"].any() for label, rec in grid.items()}
 panels = [(list(left), "β"), (list(right), "α")]
 n_div = {lab: int(rec["diverged"][:, -1].sum()) for lab, rec in grid.items()}
 j = claims.judge({f"{name} = {labels[-1].split(' = ')[1]}": claims.share(
-    n_div[labels[-1]], len(grid[labels[-1]]["diverged"]), "of runs diverged") for labels, name in panels})
+    n_div[labels[-1]], len(grid[labels[-1]]["diverged"]), "of runs diverged") for labels, name in panels},
+    claim="fig03-sgd-unstable")
 print(experiments.record_claim(
-    "fig03_sgd_instability", "fig03-sgd-unstable", scale=scale,
-    verdict=j["verdict"], interval=j["interval"], why=j["why"],
+    "fig03_sgd_instability", "fig03-sgd-unstable", scale=scale, judged=j, why=j["why"],
     claim="Hyper-representation: fixed-step SGD diverges when beta or alpha is large",
     paper="qualitative (Figure 3)",
     ours="; ".join(f"{name} diverging in every run: "

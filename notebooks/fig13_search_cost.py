@@ -154,10 +154,9 @@ for m in METHODS:
     parts[f"{m}, option 3 / option 1"] = claims.part(np.log(r3 / r1), "log rounds ratio option 3 / 1",
                                                      threshold=np.log(0.5))
     parts[f"{m}, option 2 / option 3"] = claims.part(np.log(r2 / r3), "log rounds ratio option 2 / 3")
-res = claims.judge(parts)
+res = claims.judge(parts, claim="fig13-option3-cheaper")
 print(experiments.record_claim(
-    "fig13_search_cost", "fig13-option3-cheaper", scale=scale, verdict=res["verdict"],
-    interval=res["interval"],
+    "fig13_search_cost", "fig13-option3-cheaper", scale=scale, judged=res,
     claim="Reset option 3 (eta = 2) costs far fewer upper-level rounds than option 1; "
           "option 2 costs the fewest", paper="89/115 (option 1) vs ~9 (option 3) vs ~4 (option 2)",
     ours="; ".join(f"{m}: option 1/3/2 " + "/".join(f"{cost[m, o][0]:.1f}" for o in rows_order)
@@ -174,10 +173,9 @@ print(experiments.record_claim(
 # per run: the (a) runs (n_runs of them) share the lower search of the β_b0 = 100 row of (b)
 low = claims.judge({m: claims.part(np.asarray(g_up[f"{m} η=2"]["lower_rounds"], dtype=float)
                                    .mean(axis=1), "lower rounds per step", threshold=1.5)
-                    for m in METHODS})
+                    for m in METHODS}, claim="fig13-lower-one-round")
 print(experiments.record_claim(
-    "fig13_search_cost", "fig13-lower-one-round", scale=scale, verdict=low["verdict"],
-    interval=low["interval"],
+    "fig13_search_cost", "fig13-lower-one-round", scale=scale, judged=low,
     claim="The lower-level search costs about 1 round per step (option 1, beta_b0 = 100)",
     paper="~1 round", ours=", ".join(f"{m} {cost[m, 'lower']:.2f} rounds" for m in METHODS)
     + f"; per seed: {low['text']}",

@@ -112,9 +112,11 @@ plotting.publish(fig, "fig18_bisps_one_vs_two_samples")
 # %% [markdown]
 # The numbers behind the claim: final validation loss per variant, and the share of
 # iterations at which BiSPS's step is its upper bound $\alpha_{b,k}$ (then BiSPS takes the
-# decaying step, whatever the sample). The 2- and 1-sample versions "perform similarly" when,
-# seed by seed, their final losses lie within 5% of each other (a seed where both diverge
-# counts as a tie).
+# decaying step, whatever the sample). The 2- and 1-sample versions "perform similarly" when
+# their final losses (the mean over the last 10% of the evaluations) are equivalent within 5%:
+# the 90 % interval of the per-seed log-ratio lies within $\pm\log 1.05$ (two one-sided
+# tests; a seed where both versions diverged says nothing and is left out, and counted; a
+# seed where one diverged is not alike).
 
 # %%
 fin = {lab: experiments.final_values(rec, "val_loss") for lab, rec in grid.items()}
@@ -136,14 +138,20 @@ pairs = {(a, b): [fin[f"BiSPS ({s}), α_b0 = {a:g}, β = {b:g}"] for s in ("1 sa
          for b in BETAS for a in sz["bisps_alphas"]}
 alike = {key: experiments.similar(v) for key, v in pairs.items()}
 both_diverged = {key: not any(np.isfinite(x).any() for x in v) for key, v in pairs.items()}
-parts = {f"alpha_b0 = {a:g}": claims.part(claims.log_ratios(*pairs[a, 1.0][::-1]), "log final val loss 2 / 1 "
-                                          "sample (both diverged: a tie)", within=claims.relative_tolerance(0.05))
-         for a in sz["bisps_alphas"]}  # paired by seed, at beta = 1
-j = claims.judge(parts)
+
+# %%
+def one_vs_two(fin):
+    return {f"alpha_b0 = {a:g}": claims.alike(
+        {s: fin[f"BiSPS ({s}), α_b0 = {a:g}, β = 1"] for s in ("2 samples", "1 sample")},
+        "log final val loss 2 / 1 sample") for a in sz["bisps_alphas"]}  # paired by seed, at beta = 1
+
+
+near = {lab: experiments.final_values(rec, "val_loss", claims.NEIGHBOUR_FRACTION) for lab, rec in grid.items()}
+j = claims.judge(one_vs_two(fin), claim="fig18-one-vs-two", window=one_vs_two(near))
+excluded = sum(j["parts"][p]["excluded"] for p in j["parts"])
 unstable10 = [a for a in sz["bisps_alphas"] if not all(np.isfinite(v).all() for v in pairs[a, 10.0])]
 print(experiments.record_claim(
-    "fig18_bisps_one_vs_two_samples", "fig18-one-vs-two", scale=scale,
-    verdict=j["verdict"], interval=j["interval"],
+    "fig18_bisps_one_vs_two_samples", "fig18-one-vs-two", scale=scale, judged=j,
     claim="Hyper-representation: BiSPS with 2 independent samples performs like 1 sample",
     paper="similar (Figure 18, beta = 10); 2 samples better at alpha_b0 = 0.1",
     ours="beta = 1: " + "; ".join(
@@ -151,6 +159,7 @@ print(experiments.record_claim(
         for a in sz["bisps_alphas"]) + "; beta = 10: "
     + ", ".join(f"{np.mean([np.isfinite(v).mean() for v in pairs[a, 10.0]]):.0%} of runs finite at "
                 f"alpha_b0 = {a:g}" for a in sz["bisps_alphas"]) + f"; per seed at beta = 1: {j['text']}",
-    why=(j["why"] + "; " if j["why"] else "") + f"judged at beta = 1 (both versions diverging counts as alike); in the stable runs BiSPS's "
+    why=(j["why"] + "; " if j["why"] else "") + f"judged at beta = 1 ({excluded} seed(s) where both versions "
+    f"diverged left out of the equivalence); in the stable runs BiSPS's "
     f"step is its upper bound (the decaying step) at {bound_share:.0%} of the iterations" + (
         f"; with the paper's beta = 10 the runs diverge at alpha_b0 >= {min(unstable10):g}" if unstable10 else "")))

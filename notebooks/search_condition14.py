@@ -172,13 +172,12 @@ zero = {f"{m}, {r}": C.label(m, r, 0.0, "option 3")
 per_run = {k: np.mean(np.asarray(grid[lab]["upper_outcome"]) >= 2, axis=1) for k, lab in zero.items()}
 paper_parts = {k: claims.part(v, "share of failed upper searches", claim="below", threshold=0.1)
                for k, v in per_run.items() if k.endswith(", paper")}
-res = claims.judge(paper_parts)
+res = claims.judge(paper_parts, claim="cond14-delta0-search")
 others = "; ".join(f"{k}: {np.mean(v):.0%}" for k, v in per_run.items() if not k.endswith(", paper"))
 shares = {k: C.outcome_shares(grid[lab]) for k, lab in zero.items()}
 split = "; ".join(f"{k}: {s['accepted']:.0%} / {s['guard']:.0%}" for k, s in shares.items())
 print(experiments.record_claim(
-    "search_condition14", "cond14-delta0-search", scale=scale, verdict=res["verdict"],
-    interval=res["interval"], why=res["why"],
+    "search_condition14", "cond14-delta0-search", scale=scale, judged=res, why=res["why"],
     claim="with delta = 0 the upper search finds a step satisfying (14)",
     paper="qualitative (Section 2: 'simply setting delta = 0 works well'; Algorithm 2)",
     ours=f"paper reading, per seed: {res['text']}; other readings (mean share failed): {others}; "

@@ -39,8 +39,11 @@
 # logistic regression, which meets the assumptions (convex, smooth, $l_i^* = 0$, bounded
 # gradients $\|\nabla f_i\| \le \|a_i\|$): a synthetic non-separable problem with 200
 # samples in dimension 5, one sample per iteration, $f^*$ computed by Newton's method.
-# The log-log slope of $\mathbb{E}[f(\bar x^K) - f^*]$ against $K$ should be $-1/2$ or steeper
-# (the theorem is an upper bound).
+# The log-log slope of $\mathbb{E}[f(\bar x^K) - f^*]$ against $K$ should be as steep as the
+# bound's or steeper (the theorem is an upper bound): the verdict's decision point is the
+# least-squares slope of $\log(\log K/\sqrt K)$ against $\log K$ over the fitted horizons, the
+# log factor included (above $-1/2$, printed below; the rule of every rate claim, registered in
+# `bisls_core.claims_registry`).
 #
 # ```{admonition} Note on the paper's text
 # :class: note
@@ -100,11 +103,15 @@ plotting.publish(fig, "thm1_convex_rate")
 
 # %%
 theory.rate_report(fit, reference=-0.5)
-verdict, iv = claims.part(fit.slopes, "log-log slope per run", claim="below", threshold=-0.5)
+res = theory.judge_rate("thm1-rate", fit.slopes, fit.Ks[fit.sel])  # the registered rule
+verdict, iv, bound = res["verdict"], res["interval"], res["rate_threshold"]
+print(f"decision point: slope of {res['rate']} over the fitted K: {bound:.3f}")
 print(experiments.record_claim(
-    "thm1_convex_rate", "thm1-rate", scale=scale, verdict=verdict, interval=iv,
+    "thm1_convex_rate", "thm1-rate", scale=scale, judged=res,
     claim="Theorem 1: envelope step, convex: E[f(xbar_K) - f*] = O(log K / sqrt(K))",
-    paper="slope <= -1/2 (upper bound)",
-    ours=f"slope {fit.slope:.2f} (per run {claims.show(iv, '.2f')})",
+    paper="O(log K / sqrt(K)) (upper bound): slope -1/2 up to the log factor",
+    ours=f"slope {fit.slope:.2f} (per run {claims.show(iv, '.2f')}); the bound's slope over "
+         f"the fitted K: {bound:.2f}",
     why="" if verdict == "held" else claims.ONE_RUN if iv is None
-    else "the 95 % interval of the per-run slope reaches above -0.5"))
+    else f"the 95 % interval of the per-run slope reaches above {bound:.2f}, the slope of "
+         "log K / sqrt(K) over the fitted K"))

@@ -37,7 +37,10 @@
 # bound is active and the method behaves like SGD with steps $\gamma_{b,0}/(k+1)$. We measure
 # the theorem's quantity for 2-sample SPSB ($c = 1/2$, so $\omega = 1/(2cL_{\max}) = 1/L_{\max}$)
 # on the quadratics of Appendix A.1, which are strongly convex; the log-log slope against $K$
-# should be $-1$ or steeper (the theorem is an upper bound).
+# should be as steep as the bound's or steeper (the theorem is an upper bound): the verdict's
+# decision point is the least-squares slope of $\log(\log K/K)$ against $\log K$ over the
+# fitted horizons, the log factor included (above $-1$, printed below; the rule of every rate
+# claim, registered in `bisls_core.claims_registry`).
 #
 # ```{admonition} Note on the paper's text
 # :class: note
@@ -123,11 +126,15 @@ else:
     theory.rate_report(fit, reference=-1.0)
     after = np.mean(rec["step"][:, k0 + 1:] == rec["bound"][:, k0 + 1:])
     print(f"share of iterations after k0 where the step equals the bound: {after:.3f}")
-    verdict, iv = claims.part(fit.slopes, "log-log slope per run", claim="below", threshold=-1.0)
+    res = theory.judge_rate("thm2-rate", fit.slopes, fit.Ks[fit.sel])  # the registered rule
+    verdict, iv, bound = res["verdict"], res["interval"], res["rate_threshold"]
+    print(f"decision point: slope of {res['rate']} over the fitted K: {bound:.3f}")
     print(experiments.record_claim(
-        "thm2_strongly_convex_rate", "thm2-rate", scale=scale, verdict=verdict, interval=iv,
+        "thm2_strongly_convex_rate", "thm2-rate", scale=scale, judged=res,
         claim="Theorem 2: envelope step, strongly convex: E[f(xbar_K) - f*] = O(log K / K)",
-        paper="slope <= -1 (upper bound)",
-        ours=f"slope {fit.slope:.2f} (per run {claims.show(iv, '.2f')})",
+        paper="O(log K / K) (upper bound): slope -1 up to the log factor",
+        ours=f"slope {fit.slope:.2f} (per run {claims.show(iv, '.2f')}); the bound's slope "
+             f"over the fitted K: {bound:.2f}",
         why="" if verdict == "held" else claims.ONE_RUN if iv is None
-        else "the 95 % interval of the per-run slope reaches above -1.0"))
+        else f"the 95 % interval of the per-run slope reaches above {bound:.2f}, the slope of "
+             "log K / K over the fitted K"))

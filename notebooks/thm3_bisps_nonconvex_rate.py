@@ -36,8 +36,12 @@
 # $g_i$ is a strongly convex quadratic with minimum 0, $f$ is quadratic, so the bounds
 # of Assumption 4 hold on the bounded region the iterates stay in), we run BiSPS with two
 # samples and measure the running average of $\|\nabla F(x^k)\|^2$ (exact $\nabla F$ from the
-# closed form) against $K$. The theorem is an upper bound: a log-log slope of $-1/2$ or
-# steeper is consistent with it.
+# closed form) against $K$. The theorem is an upper bound: a log-log slope as steep as the
+# bound's or steeper is consistent with it. The verdict's decision point is the least-squares
+# slope of $\log(\log K/\sqrt K)$ (the bound's $\kappa^2 \log K/\sqrt K$ term, which the
+# $\tilde O$ hides) against $\log K$ over the fitted horizons, the log factor included (above
+# $-1/2$, printed below; the rule of every rate claim, registered in
+# `bisls_core.claims_registry`).
 #
 # ```{admonition} What does not meet the theorem literally
 # :class: warning
@@ -146,9 +150,13 @@ print(f"final average ||grad F||^2: {experiments.summarize(avg[:, -1])}")
 print(f"final lower-level error ||y - y*(x)||: {experiments.summarize(rec['y_error'][:, -1])}")
 print(f"alpha_k on its upper envelope in {np.mean(np.isclose(rec['alpha'], alpha_b0 / np.sqrt(k))):.0%} of the steps, "
       f"on its lower envelope in {np.mean(np.isclose(rec['alpha'], alpha_b0 / 2 / np.sqrt(k))):.0%}")
-verdict, iv = claims.part(slopes, "log-log slope per run", claim="below", threshold=-0.45)
+res = theory.judge_rate("thm3-rate", slopes, Ks)  # the registered rule
+verdict, iv, bound = res["verdict"], res["interval"], res["rate_threshold"]
+print(f"decision point: slope of {res['rate']} over K in {Ks.tolist()}: {bound:.3f}")
 print(experiments.record_claim(
-    "thm3_bisps_nonconvex_rate", "thm3-rate", scale=scale, verdict=verdict, interval=iv,
+    "thm3_bisps_nonconvex_rate", "thm3-rate", scale=scale, judged=res,
     claim="Theorem 3: BiSPS's average squared hypergradient norm decays as O~(1/sqrt(K))",
-    paper="slope <= -1/2 (upper bound)", ours=f"slope {claims.show(iv, '.2f')}",
-    why="decision point -0.45: -1/2 up to the logarithmic factor; T fixed at 10 rather than growing with K"))
+    paper="O~(1/sqrt(K)) (upper bound): slope -1/2 up to the log factor",
+    ours=f"slope {claims.show(iv, '.2f')}",
+    why=f"decision point {bound:.2f}: the slope of log K / sqrt(K) (the bound's kappa^2 log K / "
+        "sqrt(K) term) over the fitted K; T fixed at 10 rather than growing with K"))

@@ -547,7 +547,7 @@ def make_jobs(args, env: dict) -> list[tuple]:
         elif args.mode == "results":
             params = {"scale": args.scale, "device": args.device}
             suffix = args.scale
-            if args.reading is not None:
+            if getattr(args, "reading", None) is not None:
                 params["reading"], suffix = args.reading, f"{args.scale}-{args.reading}"
             jobs.append((nb, out / f"{nb.stem}-{suffix}.ipynb", params,
                          results_env(env, args.scale, nb.stem)))
@@ -587,7 +587,8 @@ def write_results_timings(args, jobs: list[tuple], seconds: dict[str, float], to
     succeeded into ``<root>/<scale>/timings/make_results.json``; ``None`` (nothing
     written) for any other run."""
     if (args.mode != "results" or args.plan or failed or args.names or not jobs
-            or args.reading is not None or args.scale == "smoke" or args.scale != book_scale()):
+            or getattr(args, "reading", None) is not None or args.scale == "smoke"
+            or args.scale != book_scale()):
         return None
     path = root / args.scale / "timings" / "make_results.json"
     timed.write_json_atomic(path, timings_record(args, jobs, seconds, total, failed))

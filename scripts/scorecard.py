@@ -159,19 +159,46 @@ def verdict_rules() -> list[str]:
     return out + ["", after + f" (`bisls_core.verdicts`, level {V.LEVEL:.0%}.)"]
 
 
-def counts(found: dict[str, tuple[str, dict]]) -> dict[str, int]:
-    """Verdict counts of the paper's claims (not those beyond the paper)."""
+def counts(found: dict[str, tuple[str, dict]], adjusted: dict[str, str] | None = None) -> dict[str, int]:
+    """Verdict counts of the paper's claims (not those beyond the paper): their registered
+    verdicts, or with ``adjusted`` (:func:`holm_verdicts`) the verdicts after Holm's
+    adjustment (a claim without a p-value counted with its unadjusted verdict)."""
     n = {v: 0 for v in BADGE}
     for notebook, (_scale, claims) in found.items():
         if not is_beyond(notebook):
-            for c in claims.values():
-                n[c["verdict"]] += 1
+            for cid, c in claims.items():
+                n[(adjusted or {}).get(cid) or c["verdict"]] += 1
     return n
 
 
+def holm_verdicts(found: dict[str, tuple[str, dict]]) -> dict[str, str | None]:
+    """Per claim of the paper, its verdict after Holm's adjustment across the paper's
+    claims that store a p-value (:func:`bisls_core.registry.adjust`, family-wise 5 %);
+    ``None`` for a record without one (written before the registry: not adjusted). The
+    claims beyond the paper are not in the family."""
+    from bisls_core.registry import adjust
+
+    paper = {cid: c for nb, (_s, claims) in found.items() if not is_beyond(nb)
+             for cid, c in claims.items()}
+    family = {cid: c for cid, c in paper.items() if c.get("p_value") is not None}
+    out: dict[str, str | None] = {cid: None for cid in paper}
+    return {**out, **(adjust(family) if family else {})}
+
+
+def adjusted_p_values(found: dict[str, tuple[str, dict]]) -> dict[str, float]:
+    """Holm-adjusted p-values of the paper's claims that store one."""
+    from bisls_core.verdicts import holm_adjusted
+
+    family = {cid: c["p_value"] for nb, (_s, claims) in found.items() if not is_beyond(nb)
+              for cid, c in claims.items() if c.get("p_value") is not None}
+    return holm_adjusted(family) if family else {}
+
+
 def rows(found: dict[str, tuple[str, dict]], beyond: bool) -> list[str]:
-    """The rows of a ``list-table``: page, verdict badge, claim with its numbers beneath."""
+    """The rows of a ``list-table``: page, verdict badges (the registered verdict, the
+    verdict after Holm's adjustment, fragile), claim with its numbers beneath."""
     out = []
+    holm, p_adj = holm_verdicts(found), adjusted_p_values(found)
     for notebook in sorted(found):
         if is_beyond(notebook) != beyond:
             continue
@@ -184,13 +211,14 @@ def rows(found: dict[str, tuple[str, dict]], beyond: bool) -> list[str]:
                 detail.append(f"**Evidence:** {iv}.")
             if c.get("why"):
                 detail.append(f"**Why:** {cell(c['why'])}")
+            detail.append(f"**Analysis:** {analysis_text(c, p_adj.get(cid), beyond)}")
             other = other_readings(scale, notebook, cid, c["verdict"])
             if other:
                 detail.append(f"**Under other readings** ([open choices](../notebooks/open_choices.ipynb)): "
                               f"{cell(other)}.")
             out += [
                 f"* - [{page_label(notebook)}](../notebooks/{notebook}.ipynb)",
-                f"  - {{{BADGE[c['verdict']]}}}`{c['verdict']}`",
+                *verdict_cell(c, holm.get(cid), beyond),
                 f"  - (claim-{cid})=",
                 f"    {cell(c['claim'])}",
                 "",
@@ -199,6 +227,51 @@ def rows(found: dict[str, tuple[str, dict]], beyond: bool) -> list[str]:
                 "    ```",
             ]
     return out
+
+
+def verdict_cell(c: dict, adjusted: str | None, beyond: bool) -> list[str]:
+    """The verdict column of a row: the registered verdict's badge, then (a claim of the
+    paper) the verdict after Holm's adjustment or "no p-value", then "fragile"."""
+    lines = [f"  - {{{BADGE[c['verdict']]}}}`{c['verdict']}`"]
+    if not beyond:
+        lines += ["", f"    Holm: {{{BADGE[adjusted]}}}`{adjusted}`" if adjusted is not None
+                  else "    Holm: no p-value"]
+    if c.get("fragile"):
+        lines += ["", "    {bdg-warning-line}`fragile`"]
+    return lines
+
+
+def analysis_text(c: dict, p_adjusted: float | None, beyond: bool) -> str:
+    """The registered analysis of a record: how its parts combine, its p-value (Holm-
+    adjusted beside it), the verdicts of the alternatives; a record from before the
+    registry says it has none."""
+    if c.get("p_value") is None:
+        return ("recorded before the claims registry: no p-value and no alternative analyses "
+                "(not adjusted; rerun the page).")
+    parts = c.get("parts") or {}
+    rules = "; ".join(f"{cell(name)} {_rule(p)}: {p['verdict']}" for name, p in parts.items())
+    holm = "beyond the paper: not in Holm's family" if beyond else \
+        f"Holm-adjusted {_p(p_adjusted)}" if p_adjusted is not None else "not adjusted"
+    window = c.get("window_verdict")
+    alt = (f"bootstrap interval: {c['bootstrap_verdict']}; "
+           + (f"{c['window_alternative']}: {window}" if window is not None
+              else f"no window alternative ({cell(c.get('window_alternative', ''))})"))
+    fragile = " **Fragile**: an alternative analysis changes the verdict." if c.get("fragile") else ""
+    return (f"{rules} (parts combined with {c.get('combine', 'all')}, runs "
+            f"{'paired by seed' if c.get('paired') else 'not paired'}); p = {_p(c['p_value'])} "
+            f"({holm}); {alt}.{fragile}")
+
+
+def _p(p: float) -> str:
+    return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+
+
+def _rule(part: dict) -> str:
+    """``"below 0"``, ``"equivalent within ±0.0488"`` from a part's record."""
+    if part.get("margin") is not None:
+        return ("" if part["direction"] == "within" else f"{part['direction']} ") + \
+            f"within ±{_num(part['margin'])}"
+    return f"{part['direction']} {_num(part['threshold'])}"
 
 
 def other_readings(scale: str, notebook: str, cid: str, verdict: str) -> str:
@@ -228,8 +301,95 @@ def _fields(fields) -> str:
         "p = c̄ = 0.5, Adam's trial along m, line 14 as printed"
 
 
+def holm_summary(found: dict[str, tuple[str, dict]]) -> list[str]:
+    """The headline of the verdicts after Holm's adjustment, and of the fragile ones."""
+    holm = holm_verdicts(found)
+    family = [cid for cid, v in holm.items() if v is not None]
+    if not family:
+        return ["**After Holm's adjustment:** no claim of the paper stores a p-value yet (its "
+                "records predate the claims registry): every verdict above is unadjusted."]
+    n = counts(found, holm)
+    missing = len(holm) - len(family)
+    fragile = sum(bool(c.get("fragile")) for nb, (_s, claims) in found.items()
+                  if not is_beyond(nb) for c in claims.values())
+    return [f"**After Holm's adjustment** across the {len(family)} claims of the paper with a "
+            "stored p-value (family-wise error 5 %; a verdict stands only where Holm rejects "
+            "its null, else it becomes inconclusive): "
+            + " ".join(f"{{{BADGE[v]}}}`{k} {v}`" for v, k in n.items() if v != "partly" or k)
+            + (f" ({missing} claim(s) without a p-value, recorded before the registry, are "
+               "counted with their unadjusted verdict)." if missing else "."),
+            "",
+            f"**Fragile:** {fragile} claim(s) of the paper change verdict under an alternative "
+            "analysis (a bootstrap interval instead of the t-interval, or the neighbouring "
+            "final-value window); each is marked {bdg-warning-line}`fragile` in its row."]
+
+
+def protocol() -> list[str]:
+    """The verdict protocol, fixed before the runs were read, in words (from the constants
+    of :mod:`bisls_core.registry`, :mod:`bisls_core.claims_registry` and
+    :mod:`bisls_core.verdicts`)."""
+    import math
+
+    from bisls_core import claims_registry as CR
+    from bisls_core import registry as R
+    from bisls_core import verdicts as V
+
+    rel = math.expm1(CR.ALIKE_MARGIN)
+    return [
+        "## The protocol, fixed in advance",
+        "",
+        f"- **Registry.** Every claim a page records is registered, with its analysis, in "
+        f"`bisls_core/claims_registry.py` ({len(R.REGISTRY)} claims) before its runs are read: "
+        "the per-run statistic, the final-value window, the rule of each part (a direction "
+        "and decision point, or the margin of an equivalence), how the parts combine and "
+        "whether the runs are paired. A page hands its per-run values to the registry, which "
+        "checks the page's rule against the registered one (a mismatch is an error), and the "
+        "claim record refuses an id that is not registered.",
+        f"- **Window.** A run's final value is the {R.FINAL_WINDOW} (at least one), the same "
+        "everywhere unless the claim says why not (a slope over horizons, a count of runs, a "
+        "first-hitting time, a value at a budget).",
+        f"- **Equivalence.** \"These end alike\" claims are equivalence tests of the per-seed "
+        f"log-ratio of the final values of every pair of arms, margin ±log(1 + {rel:.0%}) = "
+        f"±{CR.ALIKE_MARGIN:.4f}: held when the {V.TOST_LEVEL:.0%} interval lies inside it "
+        f"(two one-sided tests at 5 %), not held when the {V.LEVEL:.0%} interval lies wholly "
+        "outside it. A seed where both runs diverged says nothing and is left out (the record "
+        "counts it); one where one run diverged opens the interval on that side, so the "
+        "pair cannot be held.",
+        "- **Divergence.** In a paired comparison a run that diverged is the worst outcome "
+        "(+∞ for a loss; both diverged: a tie); no rule drops it. With an infinite value the "
+        "interval is a bootstrap interval of the median, whose end on the diverged side stays "
+        f"finite only while few runs diverged: at most {V.finite_bootstrap_limit(5)} of 5, "
+        f"{V.finite_bootstrap_limit(10)} of 10, {V.finite_bootstrap_limit(20)} of 20 (one "
+        "diverged run of five makes that end infinite, so the claim it counts against cannot "
+        "be held).",
+        "- **Pairing and choices.** Methods compared run on the same seeds and are compared "
+        "seed by seed. Every tuned, \"best\" or \"lowest\" choice is made on tuning runs "
+        "(at least three per grid point at the `cpu` and `paper` scales, on seeds that no "
+        "evaluation run uses, by the mean final value, a diverged run the worst); the choice is "
+        "then judged on the evaluation runs.",
+        "- **Rates.** Theorems 1-3 are judged on the per-run log-log slope against the slope "
+        "their bound implies over the same horizons, log factor included (the least-squares "
+        "slope of log(bound) against log K).",
+        "- **Holm.** Each claim stores the p-value of its verdict's rule (a conjunction that "
+        "holds takes its parts' largest; one that fails, the smallest times the number of "
+        "parts). Holm's step-down correction runs across the claims of the paper (not those "
+        "beyond it); a verdict stands after it only where Holm rejects its null, else it is "
+        "inconclusive. Both verdicts are shown.",
+        f"- **Fragility.** Each verdict is re-decided under two alternatives computed "
+        "automatically: a percentile bootstrap interval of the mean instead of the t-interval "
+        f"(a share of runs: the exact interval instead of Wilson's), and, where the values "
+        f"come from a final-value window, the {R.NEIGHBOUR_WINDOW}. A verdict that changes "
+        "under either is marked fragile.",
+        "",
+        "```{dropdown} The registered rules of every claim",
+        "",
+        *CR.rules_table(),
+        "```",
+    ]
+
+
 def table(body: list[str]) -> list[str]:
-    return ["````{list-table}", ":header-rows: 1", ":widths: 13 12 75", ":class: scorecard", "",
+    return ["````{list-table}", ":header-rows: 1", ":widths: 12 17 71", ":class: scorecard", "",
             "* - Page", "  - Verdict", "  - Claim, the paper's number and ours", *body, "````"]
 
 
@@ -262,8 +422,11 @@ def render(found: dict[str, tuple[str, dict]], scale: str | None = None) -> str:
     n = counts(found)
     total = sum(n.values())
     lines += [
-        "**Summary:** " + " ".join(f"{{{BADGE[v]}}}`{k} {v}`" for v, k in n.items())
+        "**Summary** (each claim's registered verdict, unadjusted): "
+        + " ".join(f"{{{BADGE[v]}}}`{k} {v}`" for v, k in n.items())
         + f" of {total} claims of the paper.",
+        "",
+        *holm_summary(found),
         "",
         "```{image} scorecard_summary.svg",
         ":alt: Verdict counts of the paper's claims per problem family",
@@ -279,6 +442,8 @@ def render(found: dict[str, tuple[str, dict]], scale: str | None = None) -> str:
         "into the verdict. A claim that rests on one run has no interval and is inconclusive.",
         "",
         *verdict_rules(),
+        "",
+        *protocol(),
         "",
         "## Claims of the paper",
         "",

@@ -120,7 +120,7 @@ def runner(config, *, seed, device):
 runner.cache_version = "1"
 
 
-def test_plan_mode_lists_runs_and_writes_nothing(tmp_path, monkeypatch):
+def test_plan_mode_lists_runs_and_writes_nothing(tmp_path, monkeypatch, toy_claims):
     configs = {"A": {"method": "SGD", "K": 50}, "B": {"method": "Adam", "K": 80}}
     E.run_grid(runner, {"A": configs["A"]}, name="toy", scale="paper", n_runs=2, progress=False)
     cached = sorted((tmp_path / "results").rglob("*"))

@@ -271,7 +271,7 @@ def test_a_png_within_round_off_is_kept_and_a_changed_one_replaced(tmp_path, mon
     plt.close(fig)
 
 
-def test_claims_of_another_scale_go_to_scratch_and_same_claims_stay(tmp_path, monkeypatch):
+def test_claims_of_another_scale_go_to_scratch_and_same_claims_stay(tmp_path, monkeypatch, toy_claims):
     monkeypatch.delenv("BISLS_RESULTS")
     monkeypatch.setenv("BISLS_WRITE_BOOK", "1")
     monkeypatch.setattr(E.scales, "repo_root", lambda: tmp_path)

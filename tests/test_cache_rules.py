@@ -69,7 +69,7 @@ def _claim(**kw):
 
 
 # ---------------------------------------------------------------- a rerun never rewrites the book
-def test_a_rerun_that_drifts_never_rewrites_the_committed_book(repo, monkeypatch):
+def test_a_rerun_that_drifts_never_rewrites_the_committed_book(repo, monkeypatch, toy_claims):
     monkeypatch.setenv("BISLS_WRITE_BOOK", "1")  # make results: fills the committed cache
     _grid()
     _claim()
@@ -138,7 +138,7 @@ def test_an_invalid_claim_record_is_refused_naming_the_file_and_key(repo, text, 
     assert records.read_claims(path) == good
 
 
-def test_record_claim_refuses_to_overwrite_an_invalid_file(repo):
+def test_record_claim_refuses_to_overwrite_an_invalid_file(repo, toy_claims):
     path = repo / ".scratch" / "results" / "cpu" / "claims" / "toy.json"
     path.parent.mkdir(parents=True)
     path.write_text('{"toy-1": ')
@@ -259,7 +259,7 @@ def test_the_cache_key_follows_the_data_a_folder_holds(tmp_path):
 
 
 # ---------------------------------------------------------------- small things
-def test_entries_and_claims_follow_the_umask(repo, monkeypatch):
+def test_entries_and_claims_follow_the_umask(repo, monkeypatch, toy_claims):
     monkeypatch.setenv("BISLS_RESULTS", str(repo / "results"))
     old = os.umask(0o022)
     try:

@@ -8,6 +8,8 @@ import pytest
 from bisls_core import experiments as E
 from bisls_core import verdicts as V
 
+pytestmark = pytest.mark.usefixtures("toy_claims")  # record_claim refuses unregistered ids
+
 
 def test_record_claim_stores_runs_interval_and_statistic(tmp_path, monkeypatch):
     monkeypatch.setenv("BISLS_RESULTS", str(tmp_path))

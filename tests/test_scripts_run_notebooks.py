@@ -10,6 +10,7 @@ import base64
 from _scripts import load_script
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -221,3 +222,21 @@ def test_make_results_writes_its_timings_only_after_a_full_successful_run(tmp_pa
     assert data["pages_ok"] == 2 and data["pages_failed"] == 0 and data["scale"] == "cpu"
     assert data["cores"] >= 1 and data["cpu"] and data["date"][:2] == "20"
     assert [p.name for p in path.parent.iterdir()] == ["make_results.json"]  # no temporary left
+
+
+def test_results_under_another_reading_pass_it_to_each_page_and_write_no_timings(tmp_path, monkeypatch):
+    """make readings: each page gets the reading as a parameter and its executed copy a
+    name of its own; the timings of make results are not written; an unknown reading is
+    refused before anything runs."""
+    monkeypatch.setattr(rn, "SCRATCH", tmp_path)
+    args = rn.parse_args(["results", "--reading", "as-before", "fig07_bisls_vs_tuned"])
+    args.scale = "cpu"
+    (nb, out, params, env), = rn.make_jobs(args, dict(os.environ))
+    assert params["reading"] == "as-before" and out.name == "fig07_bisls_vs_tuned-cpu-as-before.ipynb"
+    assert env["BISLS_WRITE_BOOK"] == "1"
+    assert rn.write_results_timings(args, [(nb, out, params, env)], {}, 1.0, [],
+                                    root=tmp_path) is None
+    with pytest.raises(SystemExit):
+        rn.parse_args(["results", "--reading", "p=0.1"])
+    with pytest.raises(SystemExit):
+        rn.parse_args(["execute", "--reading", "as-before"])

@@ -22,7 +22,8 @@ import ast
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["at_least", "at_most", "check_injected_parameters", "start", "unknown_parameters"]
+__all__ = ["at_least", "at_most", "check_injected_parameters", "start", "tuning",
+           "unknown_parameters"]
 
 
 def start(scale: str | None, device: str, n_runs: int | None, seed: int,
@@ -60,6 +61,22 @@ def start(scale: str | None, device: str, n_runs: int | None, seed: int,
         scale = book_scale()
     check_params(scale, device, n_runs, seed, recompute)
     return dict(scale=scale, seed=seed, device=device, recompute=recompute)
+
+
+def tuning(opts: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of :func:`start` moved onto the tuning seeds (``seed +``
+    :data:`bisls_core.scales.TUNING_SEED_OFFSET`, which no evaluation run uses): every
+    tuned, "best" or "lowest" choice of a page is made on runs there (at least three per
+    grid point at the ``cpu`` and ``paper`` scales, chosen by their mean final value, a
+    diverged run the worst: :func:`bisls_core.experiments.best_label`), and the winner
+    is then evaluated on the evaluation seeds.
+
+    >>> tuning({"scale": "smoke", "seed": 2, "device": "cpu", "recompute": False})["seed"]
+    1002
+    """
+    from ..scales import TUNING_SEED_OFFSET
+
+    return {**opts, "seed": opts["seed"] + TUNING_SEED_OFFSET}
 
 
 #: The first line of the cell that papermill injects after a page's ``parameters`` cell.

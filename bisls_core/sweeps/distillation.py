@@ -35,9 +35,10 @@ __all__ = [
 #: tuning grids (half-decade steps around the best values we found; the paper gives none
 #: for this problem), :math:`\alpha_{b,0} \in \{10, 100, 1000\}` in Figures 6 and 16a
 #: (not legible in the text), :math:`N = 20`. ``cpu`` fits the whole cache in a few
-#: hours of two cores: K = 1000, 5,000/1,000 digits, 5 runs (the tuning runs once per
-#: step on seeds that no evaluation run uses,
-#: :data:`bisls_core.experiments.TUNING_SEED_OFFSET`). ``smoke`` only checks the plumbing.
+#: hours of two cores: K = 1000, 5,000/1,000 digits, 5 runs (the tuning runs three times
+#: per step, as at ``paper``, on seeds that no evaluation run uses,
+#: :data:`bisls_core.experiments.TUNING_SEED_OFFSET`, and chooses by the mean over them).
+#: ``smoke`` only checks the plumbing.
 PRESETS: dict[str, dict] = {
     "smoke": dict(
         n_real=200, n_val=100, K=5, T=2, T_long=3, eval_every=1, neumann_steps=2,
@@ -47,14 +48,14 @@ PRESETS: dict[str, dict] = {
     ),
     "cpu": dict(
         n_real=5000, n_val=1000, K=1000, T=20, T_long=50, eval_every=10, neumann_steps=20,
-        w=0.9, max_rounds=200, n_runs=5, tune_runs=1,
+        w=0.9, max_rounds=200, n_runs=5, tune_runs=3,
         alpha_grid_sgd=(1.0, 3.0, 10.0, 30.0, 100.0),
         alpha_grid_adam=(0.001, 0.003, 0.01, 0.03, 0.1),
         bisps_alphas=(10.0, 100.0, 1000.0), sample_alphas=(10.0, 50.0, 100.0),
     ),
     "paper": dict(
         n_real=8000, n_val=2000, K=3000, T=20, T_long=50, eval_every=10, neumann_steps=20,
-        w=0.9, max_rounds=200, n_runs=5, tune_runs=1,
+        w=0.9, max_rounds=200, n_runs=5, tune_runs=3,
         alpha_grid_sgd=(1.0, 3.0, 10.0, 30.0, 100.0),
         alpha_grid_adam=(0.001, 0.003, 0.01, 0.03, 0.1),
         bisps_alphas=(10.0, 100.0, 1000.0), sample_alphas=(10.0, 50.0, 100.0),
@@ -191,12 +192,17 @@ def tuning_configs(sz: dict, method: str, *, hypergrad: str = "identity",
             for a in grids[method]}
 
 
-def tail_values(record: dict, key: str = "val_loss", frac: float = 0.1):
-    """:func:`bisls_core.experiments.final_values` with ``frac=0.1`` of the validation
-    loss by default: one evaluation of the loss on 1,000 digits after a step on a batch
-    of 10 is noisy; this tail mean is the "final value" the tuning and the claims of
-    the distillation notebooks compare."""
+def tail_values(record: dict, key: str = "val_loss", frac: float | None = None):
+    """:func:`bisls_core.experiments.final_values` of the validation loss by default, in
+    the book-wide window (``frac=None``: :data:`bisls_core.registry.FINAL_FRACTION`, the
+    mean over the last 10 % of the evaluations; a claim's alternative passes
+    :data:`~bisls_core.registry.NEIGHBOUR_FRACTION`): one evaluation of the loss on 1,000
+    digits after a step on a batch of 10 is noisy; this tail mean is the "final value"
+    the tuning and the claims of the distillation notebooks compare."""
     from ..experiments import final_values
+    from ..registry import FINAL_FRACTION
+
+    frac = FINAL_FRACTION if frac is None else frac
 
     return final_values(record, key, frac=frac)
 
@@ -357,19 +363,8 @@ def loss_text(values) -> str:
         f" ({n_failed}/{values.size} failed)" if 0 < n_failed < values.size else "")
 
 
-def judge_steadier(failed: dict, hypergrad: str, alphas,
-                   methods=("BiSPS", "decaying-step SGD")) -> dict:
-    """Figure 6's claim for one hypergradient: is ``methods[0]`` better than ``methods[1]``
-    (:func:`compare` at each :math:`\\alpha_{b,0}`) and steadier across :math:`\\alpha_{b,0}`
-    (fewer failed runs, then a smaller spread of the mean final loss over the
-    :math:`\\alpha_{b,0}` where no run failed)? ``failed[(hypergrad, method, alpha)]``: per-run
-    final losses, NaN for a failed run. Returns ``verdict``, ``spread`` (per method) and ``why``.
-
-    The verdict (:mod:`bisls_core.sweeps.claims`) pairs the runs by seed: "better" at each
-    :math:`\\alpha_{b,0}` is the interval of the log-ratio ``ours / theirs`` of the final
-    loss (a failed run counts as infinitely worse), below 0; "steadier" the interval of
-    the difference of each seed's spread (max - min over the :math:`\\alpha_{b,0}`) of
-    the log final loss, below 0. Also returns ``interval`` and ``text`` (every part)."""
+def _steadier_parts(failed: dict, hypergrad: str, alphas, methods) -> dict:
+    """The parts of Figure 6's claim (see :func:`judge_steadier`)."""
     import numpy as np
 
     from . import claims
@@ -384,8 +379,35 @@ def judge_steadier(failed: dict, hypergrad: str, alphas,
     parts = {f"better at alpha_b0 = {a:g}": claims.part(
         claims.log_ratios(failed[(hypergrad, ours, a)], failed[(hypergrad, theirs, a)]),
         f"log final loss {ours} / {theirs}") for a in alphas}
-    parts["steadier"] = claims.part(steady, f"spread over alpha_b0 of log final loss, {ours} - {theirs}")
-    judged = claims.judge(parts)
+    parts["steadier"] = claims.part(
+        steady, f"spread over alpha_b0 of log final loss, {ours} - {theirs}")
+    return parts
+
+
+def judge_steadier(failed: dict, hypergrad: str, alphas,
+                   methods=("BiSPS", "decaying-step SGD"), *, claim: str | None = None,
+                   window: dict | None = None) -> dict:
+    """Figure 6's claim for one hypergradient: is ``methods[0]`` better than ``methods[1]``
+    (:func:`compare` at each :math:`\\alpha_{b,0}`) and steadier across :math:`\\alpha_{b,0}`
+    (fewer failed runs, then a smaller spread of the mean final loss over the
+    :math:`\\alpha_{b,0}` where no run failed)? ``failed[(hypergrad, method, alpha)]``: per-run
+    final losses, NaN for a failed run. Returns ``verdict``, ``spread`` (per method) and ``why``.
+
+    The verdict (:mod:`bisls_core.sweeps.claims`) pairs the runs by seed: "better" at each
+    :math:`\\alpha_{b,0}` is the interval of the log-ratio ``ours / theirs`` of the final
+    loss (a failed run counts as infinitely worse), below 0; "steadier" the interval of
+    the difference of each seed's spread (max - min over the :math:`\\alpha_{b,0}`) of
+    the log final loss, below 0. Also returns ``interval`` and ``text`` (every part), and
+    with ``claim`` (the registered id) what :func:`bisls_core.sweeps.claims.judge` adds;
+    ``window``: ``failed`` from the neighbouring final-value window."""
+    import numpy as np
+
+    from . import claims
+
+    ours, theirs = methods
+    parts = _steadier_parts(failed, hypergrad, alphas, methods)
+    alt = _steadier_parts(window, hypergrad, alphas, methods) if window is not None else None
+    judged = claims.judge(parts, claim=claim, window=alt)
     vs = {a: compare(failed[(hypergrad, ours, a)], failed[(hypergrad, theirs, a)]) for a in alphas}
     worse, better = [a for a, c in vs.items() if c > 0], [a for a, c in vs.items() if c < 0]
     stable = [a for a in alphas
@@ -401,36 +423,62 @@ def judge_steadier(failed: dict, hypergrad: str, alphas,
              not held_any and not better),
             (f"{ours} varies as much across alpha_b0", parts["steadier"][0] != "held")) if bad]
         why = "; ".join([why, *reasons])
-    return {"verdict": verdict, "spread": spread, "why": why,
-            "interval": judged["interval"], "text": judged["text"]}
+    return {**judged, "spread": spread, "why": why}
 
 
-def versus_tuned(grid: dict, K: int, method: str = "BiSLS-SGD") -> dict:
-    """Figures 9 and 16b: does ``method`` end lower than the better of the tuned SGD and
-    Adam (mean :func:`tail_values`), and reach that method's final loss within ``K // 2``
-    iterations (:func:`first_below`)? Returns the means ``m``, the ``best`` tuned label, the
-    iteration ``hit`` (``None``: never), the ``verdict`` and ``why``.
+def tuned_best(tuned: dict) -> str:
+    """Which tuned method is the better, chosen on its tuning runs (never on the evaluation
+    runs): ``tuned`` maps ``"SGD"``/``"Adam"`` to what :func:`tune` returns; the winner has
+    the lower mean :func:`tail_values` over the tuning runs of its tuned step (a diverged
+    run the worst)."""
+    from ..experiments import best_label
+
+    return best_label({m: grid[label] for m, (label, _, grid) in tuned.items()}, "val_loss",
+                      per_run=tail_values)
+
+
+def _versus_parts(fin: dict, half: dict, method: str, best: str) -> dict:
+    """The parts of :func:`versus_tuned` from final values ``fin`` and the loss at K/2."""
+    from . import claims
+
+    return {"lower": claims.part(claims.log_ratios(fin[method], fin[best]),
+                                 f"log final loss {method} / tuned {best}"),
+            "fast": claims.part(claims.log_ratios(half, fin[best]),
+                                f"log loss at K/2 {method} / final tuned {best}")}
+
+
+def versus_tuned(grid: dict, K: int, method: str = "BiSLS-SGD", *, best: str,
+                 claim: str | None = None) -> dict:
+    """Figures 9 and 16b: does ``method`` end lower than the better tuned method ``best``
+    (``"SGD"`` or ``"Adam"``, chosen on the tuning runs: :func:`tuned_best`), and reach
+    its final loss within ``K // 2`` iterations (:func:`first_below`)? Returns the means
+    ``m`` (of :func:`tail_values`), ``best``, the iteration ``hit`` (``None``: never), the
+    ``verdict`` and ``why``.
 
     The verdict (:mod:`bisls_core.sweeps.claims`) pairs the runs by seed: "lower" is the
-    interval of the log-ratio of ``method``'s final loss to the best tuned one's, below 0;
+    interval of the log-ratio of ``method``'s final loss to the tuned one's, below 0;
     "fast" the same for ``method``'s loss at ``K // 2`` (the tail mean of its first half),
-    below 0. Also returns ``interval`` and ``text``."""
+    below 0. Also returns ``interval`` and ``text``, and with ``claim`` (the registered
+    id) what :func:`bisls_core.sweeps.claims.judge` adds, the neighbouring window's
+    parts included."""
     import numpy as np
 
+    from ..registry import NEIGHBOUR_FRACTION
     from . import claims
 
     fin = {label: tail_values(rec) for label, rec in grid.items()}
     m = {label: float(np.mean(v)) for label, v in fin.items()}
-    best = min(("SGD", "Adam"), key=lambda label: m[label] if np.isfinite(m[label]) else np.inf)
     hit = first_below(grid[method], m[best])
-    half = {key: np.asarray(grid[method][key])[:, :max(1, K // 2)] for key in ("val_loss", "diverged")}
-    judged = claims.judge({
-        "lower": claims.part(claims.log_ratios(fin[method], fin[best]), f"log final loss {method} / tuned {best}"),
-        "fast": claims.part(claims.log_ratios(tail_values(half), fin[best]),
-                            f"log loss at K/2 {method} / final tuned {best}")})
-    why = judged["why"]
-    return {"m": m, "best": best, "hit": hit, "verdict": judged["verdict"], "why": why,
-            "interval": judged["interval"], "text": judged["text"]}
+    half = {key: np.asarray(grid[method][key])[:, :max(1, K // 2)]
+            for key in ("val_loss", "diverged")}
+    parts = _versus_parts(fin, tail_values(half), method, best)
+    alt = None
+    if claim is not None:
+        near = {label: tail_values(rec, frac=NEIGHBOUR_FRACTION) for label, rec in grid.items()}
+        alt = _versus_parts(near, tail_values(half, frac=NEIGHBOUR_FRACTION), method, best)
+    judged = claims.judge(parts, claim=claim, window=alt)
+    return {**judged, "m": m, "best": best, "hit": hit}
 
 
-__all__ += ["BATCH_REAL", "below_bound", "judge_steadier", "loss_text", "run", "versus_tuned"]
+__all__ += ["BATCH_REAL", "below_bound", "judge_steadier", "loss_text", "run", "tuned_best",
+            "versus_tuned"]

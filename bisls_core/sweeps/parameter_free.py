@@ -100,3 +100,18 @@ def mean_finite(values: np.ndarray) -> float:
     values = np.asarray(values, dtype=float)
     ok = np.isfinite(values)
     return float(np.mean(values[ok])) if ok.any() else np.inf
+
+
+def choose(grid, problem: str, names, methods) -> str:
+    """The best of ``names`` at the equal budget, chosen on a grid of tuning runs (seeds
+    that no evaluation run uses, :func:`bisls_core.sweeps.tuning`): the lowest mean
+    :func:`at_budget` validation loss at the tuning grid's own budget (the smallest
+    :func:`total_calls` over ``methods``), a run that diverged within it the worst."""
+    from ..experiments import best_label
+
+    budget = np.nanmin([total_calls(grid[f"{problem}/{m}"]) for m in methods])
+    return best_label({m: grid[f"{problem}/{m}"] for m in names}, "val_loss",
+                      per_run=lambda rec, _key: at_budget(rec, budget))
+
+
+__all__ += ["choose"]

@@ -25,11 +25,13 @@ W8A_ROWS: int = W8A_SHAPE[0]
 #: Sizes of Figures 5 and 17 (the same problem and horizon, so that their 1-sample runs
 #: are the same cache entries): ``K`` iterations, mini-batches of ``batch`` samples (the
 #: paper gives neither), the full training loss every ``eval_every`` iterations,
-#: ``n_runs`` runs.
+#: ``n_runs`` runs, ``tune_runs`` runs per method on the tuning seeds
+#: (:data:`bisls_core.experiments.TUNING_SEED_OFFSET`) where a page chooses the best of
+#: several methods (Figure 5's "lowest").
 W8A_PRESETS: dict[str, dict] = {
-    "smoke": {"K": 60, "batch": 100, "eval_every": 20, "n_runs": 1},
-    "cpu": {"K": 1000, "batch": 100, "eval_every": 50, "n_runs": 5},
-    "paper": {"K": 10000, "batch": 100, "eval_every": 100, "n_runs": 5},
+    "smoke": {"K": 60, "batch": 100, "eval_every": 20, "n_runs": 1, "tune_runs": 1},
+    "cpu": {"K": 1000, "batch": 100, "eval_every": 50, "n_runs": 5, "tune_runs": 3},
+    "paper": {"K": 10000, "batch": 100, "eval_every": 100, "n_runs": 5, "tune_runs": 3},
 }
 
 
@@ -65,11 +67,16 @@ def run(configs: dict, *, name: str, n_runs: int, scale: str, seed: int = 0,
                     device=device, recompute=recompute)
 
 
-def tail_mean(record: Mapping[str, np.ndarray], key: str = "loss", frac: int = 5) -> np.ndarray:
-    """Per run, the mean of the last ``1/frac`` of the evaluations of ``record[key]``
-    (at least one): the "final loss" of Figures 5 and 17, less noisy than the last value."""
-    values = np.asarray(record[key])
-    return values[:, -max(1, values.shape[1] // frac):].mean(axis=1)
+def tail_mean(record: Mapping[str, np.ndarray], key: str = "loss",
+              fraction: float | None = None) -> np.ndarray:
+    """Per run, the mean over the last ``fraction`` of the evaluations of ``record[key]``
+    (at least one; by default the book-wide window,
+    :data:`bisls_core.registry.FINAL_FRACTION`: the last 10 %,
+    :func:`bisls_core.registry.final_window`): the "final loss" of Figures 5 and 17, less
+    noisy than the last value."""
+    from ..registry import FINAL_FRACTION, final_window
+
+    return final_window(record[key], FINAL_FRACTION if fraction is None else fraction)
 
 
 def loss_and_step_figure(grid, *, step_kw: dict | None = None, dashed: str | None = None):

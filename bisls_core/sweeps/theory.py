@@ -109,3 +109,23 @@ def rate_report(f: SimpleNamespace, reference: float) -> None:
     print(f"log-log slope of the mean: {f.slope:.2f}")
     print(f"slope per run: {np.mean(f.slopes):.2f} ± {np.std(f.slopes):.2f} "
           f"(expected: {reference:g} or steeper)")
+
+
+def judge_rate(claim_id: str, slopes, horizons) -> dict:
+    """:func:`bisls_core.sweeps.claims.judge` of a registered rate claim (Theorems 1-3) on
+    its per-run log-log ``slopes`` fitted over ``horizons``: below the decision point
+    the theorem's bound implies over those horizons, log factor included
+    (:func:`bisls_core.registry.rate_threshold` of the claim's ``rate``). Returns the
+    judged dict with ``rate`` (the bound's K-dependence) and ``rate_threshold``."""
+    from .. import registry
+    from . import claims
+
+    rate = registry.lookup(claim_id).rate
+    threshold = registry.rate_threshold(rate, horizons)
+    part = claims.part(slopes, "log-log slope per run", claim="below", threshold=threshold,
+                       horizons=np.asarray(horizons, dtype=float))
+    return {**claims.judge({"slope": part}, claim=claim_id), "rate": rate,
+            "rate_threshold": threshold}
+
+
+__all__ += ["judge_rate"]
