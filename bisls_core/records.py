@@ -20,8 +20,8 @@ from .grids import plan_path
 from .scales import SCALES, _use_scale
 from .stepsizes import check_choice
 
-__all__ = ["CLAIM_SCHEMA", "ClaimRecordError", "JUDGED_KEYS", "VERDICTS", "check_claims",
-           "claims_path", "read_claims", "record_claim"]
+__all__ = ["CLAIM_SCHEMA", "ClaimRecordError", "JUDGED_KEYS", "VERDICTS", "adjust_claims",
+           "check_claims", "claims_path", "holm_family", "read_claims", "record_claim"]
 
 #: A number of an interval: JSON has no infinities, so they are the strings "inf",
 #: "-inf" (and "nan"), as :meth:`bisls_core.verdicts.Interval.as_record` writes them.
@@ -84,6 +84,8 @@ CLAIM_SCHEMA: dict[str, Any] = {
             "window_verdict": {"oneOf": [_VERDICT, {"type": "null"}]},
             "window_alternative": {"type": "string", "minLength": 1},
             "fragile": {"type": "boolean"},
+            "adjusted_verdict": _VERDICT,
+            "p_adjusted": _NUMBER_OR_NULL,
         },
         "dependentRequired": {"interval": ["runs", "statistic"], "runs": ["interval"],
                               "statistic": ["interval"],
@@ -277,13 +279,55 @@ def _write_record(path: Path, claim_id: str, record: dict) -> None:
     check_claims({claim_id: record}, path, writing=True)  # what is written follows it too
     text = json.dumps(claims, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     if text != before:  # the same claims leave the file untouched
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".claims.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            _umask_mode(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _write_atomic(path, text)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".claims.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        _umask_mode(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def holm_family(claims_by_page: dict[str, dict[str, dict]]) -> tuple[dict[str, str], dict[str, float]]:
+    """Holm's adjustment across the paper's claims (pages not named ``beyond*``) that store
+    a p-value: per claim id, the verdict that stands
+    (:func:`bisls_core.registry.adjust`) and the Holm-adjusted p-value."""
+    from .registry import adjust
+
+    family = {cid: rec for page, claims in claims_by_page.items() if not page.startswith("beyond")
+              for cid, rec in claims.items() if rec.get("p_value") is not None}
+    if not family:
+        return {}, {}
+    return adjust(family), verdicts.holm_adjusted({k: r["p_value"] for k, r in family.items()})
+
+
+def adjust_claims(scale: str) -> list[Path]:
+    """Write each claim's verdict after Holm's adjustment (``adjusted_verdict``,
+    ``p_adjusted``) into the claim records of ``scale`` (the book's primary reading), once
+    the pages have recorded them: a claim outside the family (beyond the paper, or without
+    a p-value) keeps its own verdict, with ``p_adjusted`` null. Called by the commands that
+    update the book after their pages ran (``scripts/run_notebooks.py``); returns the
+    files it changed."""
+    folder = results_dir(scale) / scale / "claims"
+    files = sorted(folder.glob("*.json"))
+    by_page = {path.stem: read_claims(path) for path in files}
+    adjusted, p_adj = holm_family(by_page)
+    changed = []
+    for path in files:
+        claims = by_page[path.stem]
+        for cid, rec in claims.items():
+            rec["adjusted_verdict"] = adjusted.get(cid, rec["verdict"])
+            rec["p_adjusted"] = p_adj.get(cid)
+        check_claims(claims, path, writing=True)
+        text = json.dumps(claims, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+        if text != path.read_text(encoding="utf-8"):
+            _write_atomic(path, text)
+            changed.append(path)
+    return changed

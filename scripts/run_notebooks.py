@@ -602,6 +602,32 @@ def install_pages(jobs: list[tuple], failed: list[str]) -> list[str]:
             if nb.stem not in failed and install_executed(executed, nb)]
 
 
+def adjust_book_claims(args) -> None:
+    """After ``execute`` or ``results`` at the book's scale under the primary reading:
+    Holm's adjustment across the paper's claims, written into their records
+    (``bisls_core.records.adjust_claims``) by this process, which updates the book."""
+    if args.mode not in ("execute", "results") or getattr(args, "plan", False) \
+            or getattr(args, "reading", None) is not None:
+        return
+    scale = args.scale or book_scale()
+    if scale == "smoke" or scale != book_scale():
+        return
+    sys.path.insert(0, str(ROOT))
+    saved = {k: os.environ.get(k) for k in ("BISLS_WRITE_BOOK", "BISLS_RESULTS")}
+    os.environ.update(BISLS_WRITE_BOOK="1", BISLS_RESULTS=str(ROOT / "results"))
+    try:
+        from bisls_core.records import adjust_claims
+
+        changed = adjust_claims(scale)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    print(f"Holm's adjustment written into {len(changed)} claim file(s)")
+
+
 def finish(args, jobs: list[tuple], failed: list[str]) -> int:
     """After the runs: install the executed pages, check the smoke stand-in, summarise a
     plan or say where a fill's results went and what comes next."""
@@ -609,6 +635,7 @@ def finish(args, jobs: list[tuple], failed: list[str]) -> int:
         changed = install_pages(jobs, failed)
         print(f"{len(changed)} page(s) changed: {changed}; "
               f"{len(jobs) - len(failed) - len(changed)} kept (the same outputs)")
+    adjust_book_claims(args)
     if args.mode == "smoke" and not failed:
         problems = check_book_scale.check_smoke([nb.stem for nb, *_ in jobs], SCRATCH / "smoke")
         for line in problems:

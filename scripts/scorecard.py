@@ -173,25 +173,22 @@ def counts(found: dict[str, tuple[str, dict]], adjusted: dict[str, str] | None =
 
 def holm_verdicts(found: dict[str, tuple[str, dict]]) -> dict[str, str | None]:
     """Per claim of the paper, its verdict after Holm's adjustment across the paper's
-    claims that store a p-value (:func:`bisls_core.registry.adjust`, family-wise 5 %);
-    ``None`` for a record without one (written before the registry: not adjusted). The
-    claims beyond the paper are not in the family."""
-    from bisls_core.registry import adjust
+    claims that store a p-value (:func:`bisls_core.records.holm_family`, family-wise 5 %,
+    the adjustment ``make notebooks`` writes into the records); ``None`` for a record
+    without one (written before the registry: not adjusted). The claims beyond the paper
+    are not in the family."""
+    from bisls_core.records import holm_family
 
-    paper = {cid: c for nb, (_s, claims) in found.items() if not is_beyond(nb)
-             for cid, c in claims.items()}
-    family = {cid: c for cid, c in paper.items() if c.get("p_value") is not None}
-    out: dict[str, str | None] = {cid: None for cid in paper}
-    return {**out, **(adjust(family) if family else {})}
+    paper = {cid for nb, (_s, claims) in found.items() if not is_beyond(nb) for cid in claims}
+    adjusted = holm_family({nb: claims for nb, (_s, claims) in found.items()})[0]
+    return {cid: adjusted.get(cid) for cid in paper}
 
 
 def adjusted_p_values(found: dict[str, tuple[str, dict]]) -> dict[str, float]:
     """Holm-adjusted p-values of the paper's claims that store one."""
-    from bisls_core.verdicts import holm_adjusted
+    from bisls_core.records import holm_family
 
-    family = {cid: c["p_value"] for nb, (_s, claims) in found.items() if not is_beyond(nb)
-              for cid, c in claims.items() if c.get("p_value") is not None}
-    return holm_adjusted(family) if family else {}
+    return holm_family({nb: claims for nb, (_s, claims) in found.items()})[1]
 
 
 def rows(found: dict[str, tuple[str, dict]], beyond: bool) -> list[str]:

@@ -316,3 +316,49 @@ def test_scorecard_of_records_from_before_the_registry():
     card = load_script("scorecard")
     page = card.render({"fig04_quadratics": ("cpu", {"fig04-a": _record("held")})})
     assert "no claim of the paper stores a p-value yet" in page and "Holm: no p-value" in page
+
+
+# --------------------------------------------------------------------------- Holm, stored
+def test_the_adjustment_is_written_into_the_records_and_reversible(tmp_path, monkeypatch):
+    """adjust_claims writes Holm's verdict into every record of the family: a held claim
+    whose p-value Holm does not reject becomes inconclusive; a page beyond the paper keeps
+    its own verdict with no adjusted p-value; a second call changes nothing."""
+    from bisls_core.records import adjust_claims, read_claims
+
+    monkeypatch.setenv("BISLS_RESULTS", str(tmp_path))
+    monkeypatch.setenv("BISLS_WRITE_BOOK", "1")
+    args = dict(claim="c", paper="p", ours="o", scale="smoke")
+    def judged(values):
+        part = {"x": claims.part(values, "log loss")}
+        return claims.judge(part, claim="fig16a-bisls-beats-bisps", window=part)
+
+    strong = judged([-0.4, -0.5, -0.45, -0.42, -0.48])
+    weak = judged([-0.1, -0.5, -0.02, -0.3, -0.25])
+    E.record_claim("fig16_bisps_vs_bisls_T50", "fig16a-bisls-beats-bisps", judged=strong, **args)
+    path = tmp_path / "smoke" / "claims" / "fig16_bisps_vs_bisls_T50.json"
+    assert adjust_claims("smoke") == [path]
+    rec = read_claims(path)["fig16a-bisls-beats-bisps"]
+    assert rec["adjusted_verdict"] == "held" and rec["p_adjusted"] == pytest.approx(rec["p_value"])
+    assert adjust_claims("smoke") == []
+    E.record_claim("fig16_bisps_vs_bisls_T50", "fig16a-bisls-beats-bisps", judged=weak, **args)
+    assert weak["verdict"] == "held" and weak["p_value"] > 0.01
+    # a family of two with the weak claim and a stronger one: Holm tests weak at 0.05
+    E.record_claim("fig16_bisps_vs_bisls_T50", "fig16b-bisls-beats-tuned-T50",
+                   judged={**strong, "claim": "fig16b-bisls-beats-tuned-T50"}, **args)
+    adjust_claims("smoke")
+    stored = read_claims(path)
+    expected = "held" if weak["p_value"] <= 0.05 else "inconclusive"
+    assert stored["fig16a-bisls-beats-bisps"]["adjusted_verdict"] == expected
+
+
+def test_the_committed_records_carry_the_adjustment_the_scorecard_computes():
+    from bisls_core.records import holm_family, read_claims
+
+    folder = Path(__file__).resolve().parents[1] / "results" / "cpu" / "claims"
+    by_page = {p.stem: read_claims(p) for p in sorted(folder.glob("*.json"))}
+    adjusted, p_adj = holm_family(by_page)
+    for page, recs in by_page.items():
+        for cid, rec in recs.items():
+            assert "adjusted_verdict" in rec, f"{cid}: run make notebooks (Holm's adjustment)"
+            assert rec["adjusted_verdict"] == adjusted.get(cid, rec["verdict"]), cid
+            assert rec["p_adjusted"] == p_adj.get(cid), cid
