@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import claims_registry  # noqa: F401  (fills the registry with the book's claims)
 from . import verdicts
 from .cache import REPRODUCE_RTOL, _umask_mode, results_dir
 from .grids import plan_path

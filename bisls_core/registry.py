@@ -24,7 +24,8 @@ window, :func:`judge` also re-decides the claim on the values of the neighbourin
 Register a claim once (:func:`register`); registering it again with other fields is an
 error (its analysis is fixed); :func:`lookup` of an unknown id raises
 :class:`UnknownClaimError`. The book's claims are registered in
-:mod:`bisls_core.claims_registry` (imported with this module).
+:mod:`bisls_core.claims_registry`, which imports this module (the claim records import
+it: :mod:`bisls_core.records`).
 """
 
 from __future__ import annotations
@@ -546,5 +547,3 @@ def _equivalence_part(claim: Claim, values, reference=None) -> dict:
                         one_sided=max(t.one_sided for t in tests.values()),
                         pairs={k: t.as_record() | {"verdict": t.verdict} for k, t in tests.items()})
 
-
-from . import claims_registry  # noqa: E402,F401  (registers the book's claims)

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .. import claims_registry  # noqa: F401  (fills the registry with the book's claims)
 from .. import registry as R
 from .. import verdicts as V
 from ..registry import NEIGHBOUR_FRACTION, Part, final_window
