@@ -121,3 +121,19 @@ lines += ["| " + " | ".join([f"`{row[0]}`"] + [row[1 + j] for j in shown]) + " |
 missing = [r for j, r in enumerate(NAMES) if j not in shown]
 Markdown("\n".join(lines) + ("\n\nNot run on any page: " + ", ".join(f"`{r}`" for r in missing)
                              if missing else ""))
+
+# %% [markdown]
+# The claims whose verdict differs between the primary reading and `as-before` (the
+# constants of the book's earlier edition), with both verdicts; the protocol is the same
+# under both (the registry of {doc}`the scorecard <../book/scorecard>`), so a difference
+# comes from the constants alone.
+
+# %%
+primary = NAMES.index(readings.PRIMARY_READING)
+before = NAMES.index("as-before")
+moved = [(row[0], row[1 + before], row[1 + primary]) for row in rows
+         if "not run" not in (row[1 + before], row[1 + primary])
+         and row[1 + before].split(" [")[0] != row[1 + primary].split(" [")[0]]
+for cid, old, new in moved:
+    print(f"{cid:30s} as-before: {old:32s} {readings.PRIMARY_READING}: {new}")
+print(f"{len(moved)} of {len(rows)} contested claims change verdict with the reading")
