@@ -858,7 +858,7 @@ class Line14Trial:
 
     def batch(self, steps: list[float]) -> list[float]:
         r""":math:`\varphi` at each of ``steps`` in one call (``BilevelConfig.ladder``):
-        ``torch.func.vmap`` over :math:`\alpha` of :meth:`__call__`, the lower step's
+        ``torch.func.vmap`` over :math:`\alpha` of the trial (``__call__``), the lower step's
         gradient by ``torch.func.grad`` (zero where :math:`g` does not depend on
         :math:`y`, as ``Oracles.g_and_grad``), read off the device in one transfer. Raises
         what vmap raises on a function it cannot trace (:class:`LadderTrial` then loops)."""

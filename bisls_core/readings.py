@@ -52,7 +52,7 @@ READINGS: dict[str, Reading] = {
                                      "as-before with line 8's y^{k,T-1} redone in the trial"),
 }
 
-#: The book's primary reading: the one :data:`PRIMARY_RULE` chose on the open choices page
+#: The book's primary reading, the one :data:`PRIMARY_RULE` chose on the open choices page
 #: (Figure 13's setting at the cpu scale, 5 seeds: rule distance 0.85 against 1.22 for
 #: ``p14=0.1`` and 1.59 for ``as-before``); every page's BiSLS runs use it unless a page's
 #: ``reading`` parameter names another.

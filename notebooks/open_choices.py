@@ -27,8 +27,8 @@
 # reading by a rule that was written down before these runs, and shows the contested
 # claims' verdicts under every reading that was run. The backtracking factor $w$ is not
 # part of a reading: it is the scale's (0.5 at the `cpu` scale, 0.9 at `paper`), and search
-# costs are compared in decades of step size. The {doc}`choices page <../book/en/choices>`
-# gives the paper's words and the evidence for each constant.
+# costs are compared in decades of step size. The English edition's replication choices
+# page gives the paper's words and the evidence for each constant.
 
 # %% tags=["parameters"]
 scale = None  # None: the book's scale ($BISLS_BOOK_SCALE, else "cpu")
