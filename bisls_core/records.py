@@ -48,6 +48,7 @@ _PART = {
         "excluded": {"type": "integer", "minimum": 0},
         "one_sided": {"type": "integer", "minimum": 0},
         "pairs": {"type": "object"},
+        "correlation": {"type": "number", "minimum": -1, "maximum": 1},
     },
 }
 #: What a record keeps of a judged claim (:func:`bisls_core.sweeps.claims.judge` with the

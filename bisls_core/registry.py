@@ -248,6 +248,9 @@ class Part(tuple):
     ``horizons`` (a rate claim's horizons) and ``reference`` (an equivalence's reference
     arm, ``None``: every pair)."""
 
+    #: A paired comparison's per-seed correlation of its two arms (``claims.log_ratios``).
+    correlation: float | None = None
+
     def __new__(cls, verdict: str, interval: V.Interval | None, *, values, statistic: str,
                 direction: str, threshold: float = 0.0, margin: float | None = None,
                 horizons=None, reference=None) -> "Part":
@@ -382,6 +385,9 @@ def judge(claim: Claim | str, parts_values, window=None) -> dict:
     claim = lookup(claim) if isinstance(claim, str) else claim
     named = _named(claim, parts_values)
     parts = {name: _judge_part(claim, name, v) for name, v in named.items()}
+    for name, v in named.items():  # a paired part's per-seed correlation of its two arms
+        if getattr(v, "correlation", None) is not None:
+            parts[name]["correlation"] = float(v.correlation)
     _check_patterns(claim, parts)
     verdict = V.combine({n: p["verdict"] for n, p in parts.items()}, mode=claim.combine)
     alternative = V.combine({n: p["bootstrap_verdict"] for n, p in parts.items()},

@@ -362,3 +362,19 @@ def test_the_committed_records_carry_the_adjustment_the_scorecard_computes():
             assert "adjusted_verdict" in rec, f"{cid}: run make notebooks (Holm's adjustment)"
             assert rec["adjusted_verdict"] == adjusted.get(cid, rec["verdict"]), cid
             assert rec["p_adjusted"] == p_adj.get(cid), cid
+
+
+def test_a_paired_part_stores_the_per_seed_correlation_of_its_arms():
+    a = np.array([0.30, 0.25, 0.40, 0.35, 0.28])
+    b = a * np.array([1.10, 1.12, 1.09, 1.11, 1.10])  # paired: b follows a seed by seed
+    lr = claims.log_ratios(a, b)
+    assert lr.correlation == pytest.approx(np.corrcoef(np.log(a), np.log(b))[0, 1])
+    assert lr.correlation > 0.99
+    part = claims.part(lr, "log loss")
+    res = claims.judge({"x": part}, claim="fig16a-bisls-beats-bisps", window={"x": part})
+    assert res["parts"]["x"]["correlation"] == pytest.approx(lr.correlation)
+    assert claims.log_ratios([1.0, np.nan, 2.0], [1.0, 2.0, 3.0]).correlation is None  # < 3 seeds
+    assert "correlation" not in claims.judge(
+        {"x": claims.part([-0.4, -0.5, -0.45, -0.42, -0.48], "log loss")},
+        claim="fig16a-bisls-beats-bisps",
+        window={"x": claims.part([-0.4, -0.5, -0.45, -0.42, -0.48], "log loss")})["parts"]["x"]

@@ -25,8 +25,9 @@ from .. import registry as R
 from .. import verdicts as V
 from ..registry import NEIGHBOUR_FRACTION, Part, final_window
 
-__all__ = ["NEIGHBOUR_FRACTION", "ONE_RUN", "Part", "alike", "final_window", "judge", "log_ratios",
-           "part", "differences", "relative_tolerance", "share", "show", "spread", "worst_of"]
+__all__ = ["NEIGHBOUR_FRACTION", "ONE_RUN", "Paired", "Part", "alike", "differences", "final_window",
+           "judge", "log_ratios", "part", "relative_tolerance", "seed_correlation", "share", "show",
+           "spread", "worst_of"]
 
 #: The reason given for a claim (or part) that rests on one run.
 ONE_RUN = "1 run: no interval"
@@ -39,15 +40,19 @@ def part(values: Sequence[float], statistic: str, *, claim: str = "below",
     Fewer than :data:`bisls_core.verdicts.MIN_RUNS` values: ``("inconclusive", None)``.
     ``horizons``: the horizons a rate claim's slopes were fitted on
     (:func:`bisls_core.registry.rate_threshold`)."""
+    correlation = getattr(values, "correlation", None)  # a paired comparison's (log_ratios)
     values = np.asarray(values, dtype=float).ravel()
     rule = dict(direction="within", threshold=0.0, margin=within) if within is not None \
         else dict(direction=claim, threshold=threshold)
     meta = dict(values=values, statistic=statistic, horizons=horizons, **rule)
     if values.size < V.MIN_RUNS:
-        return Part("inconclusive", None, **meta)
-    iv = V.mean_interval(values, statistic)
-    return Part(V.decide_within(iv, within) if within is not None
-                else V.decide(iv, claim=claim, threshold=threshold), iv, **meta)
+        out = Part("inconclusive", None, **meta)
+    else:
+        iv = V.mean_interval(values, statistic)
+        out = Part(V.decide_within(iv, within) if within is not None
+                   else V.decide(iv, claim=claim, threshold=threshold), iv, **meta)
+    out.correlation = correlation
+    return out
 
 
 def share(k: int, n: int, statistic: str, *, claim: str = "above",
@@ -66,7 +71,32 @@ def show(iv: V.Interval | None, fmt: str = ".3g") -> str:
 
 #: Per run (paired by seed), ``log(a / b)`` with a diverged run as the worst outcome
 #: (:func:`bisls_core.verdicts.paired_log_ratios`, the rule of every paired comparison).
-log_ratios = V.paired_log_ratios
+def log_ratios(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
+    """Per seed, ``log a - log b`` (:func:`bisls_core.verdicts.paired_log_ratios`: a diverged
+    run the worst outcome, both diverged a tie), as an array that also carries the
+    per-seed correlation of ``log a`` and ``log b`` (``correlation``: over the seeds where
+    both are finite, ``None`` with fewer than 3 or no spread), which :func:`part` stores
+    with the part: pairing pays when it is positive."""
+    out = V.paired_log_ratios(a, b).view(Paired)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out.correlation = seed_correlation(np.log(np.asarray(a, float)), np.log(np.asarray(b, float)))
+    return out
+
+
+class Paired(np.ndarray):
+    """Per-seed values of a paired comparison, with the two arms' ``correlation``."""
+
+    correlation: float | None = None
+
+
+def seed_correlation(a, b) -> float | None:
+    """Pearson correlation of two arms' per-seed values over the seeds where both are
+    finite; ``None`` with fewer than 3 such seeds or no spread in an arm."""
+    a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
+        return None
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
 
 
 def differences(a: Sequence[float], b: Sequence[float], *,
