@@ -37,7 +37,7 @@ from .grids import (_ENV_EXECUTORS, PLAN_ITERATIONS, ExecutorSpec, Grid, Submiti
                     _one_thread, _stack_grid, best_label, curve, executor_from_env,
                     final_values, make_executor, mean_text, parse_executor_spec, plan_path,
                     run_grid, run_unique, similar, summarize)
-from .records import VERDICTS, _same_claim, claims_path, record_claim
+from .records import VERDICTS, _same_claim, claims_path, decided_runs, record_claim
 from .scales import (BOOK_SCALE, SCALES, TUNING_SEED_OFFSET, _use_scale, book_scale,
                      check_params, reading_in_use, repo_root, scale_in_use, scaled,
                      scratch_dir, use_reading, writes_book)
@@ -50,6 +50,6 @@ __all__ = [
     "scale_in_use", "scratch_dir", "plan_path", "PLAN_ITERATIONS", "run_grid", "scaled",
     "record_claim", "summarize", "VERDICTS", "TUNING_SEED_OFFSET", "writes_book",
     "best_label", "curve", "final_values", "run_unique", "similar", "mean_text",
-    "REPRODUCE_RTOL", "check_choice", "verdicts", "read_dirs", "claims_path", "reading_in_use",
+    "REPRODUCE_RTOL", "check_choice", "verdicts", "read_dirs", "claims_path", "decided_runs", "reading_in_use",
     "use_reading",
 ]

@@ -16,13 +16,13 @@ import numpy as np
 
 from . import claims_registry  # noqa: F401  (fills the registry with the book's claims)
 from . import verdicts
-from .cache import REPRODUCE_RTOL, _umask_mode, results_dir
+from .cache import REPRODUCE_RTOL, _umask_mode, committed_results_dir, results_dir
 from .grids import plan_path
 from .scales import SCALES, _use_scale
 from .stepsizes import check_choice
 
 __all__ = ["CLAIM_SCHEMA", "ClaimRecordError", "JUDGED_KEYS", "VERDICTS", "adjust_claims",
-           "check_claims", "claims_path", "holm_family", "read_claims", "record_claim"]
+           "check_claims", "claims_path", "decided_runs", "holm_family", "more_runs_path", "read_claims", "record_claim"]
 
 #: A number of an interval: JSON has no infinities, so they are the strings "inf",
 #: "-inf" (and "nan"), as :meth:`bisls_core.verdicts.Interval.as_record` writes them.
@@ -180,6 +180,40 @@ def claims_path(scale: str, notebook: str, reading: str | None = None) -> Path:
     if reading != PRIMARY_READING:
         folder = folder / "readings" / reading
     return folder / f"{notebook}.json"
+
+
+def more_runs_path(scale: str) -> Path:
+    """The decision of :data:`bisls_core.registry.MORE_RUNS_RULE` at ``scale``:
+    ``<committed results>/<scale>/more_runs.json`` (written once by ``scripts/more_runs.py``)."""
+    return committed_results_dir() / scale / "more_runs.json"
+
+
+def decided_runs(page: str, scale: str, n_runs: int | None) -> int | None:
+    """The evaluation runs of ``page`` at ``scale``: ``n_runs`` when the reader set it;
+    else the number :data:`bisls_core.registry.MORE_RUNS_RULE` gave the page, where its
+    decision file (:func:`more_runs_path`) lists the page as ``applied`` (its runs are
+    in the cache); else ``None`` (the scale's preset).
+
+    >>> decided_runs("fig04_quadratics", "smoke", None) is None
+    True
+    """
+    if n_runs is not None:
+        return n_runs
+    path = more_runs_path(scale)
+    if not path.exists():
+        return None
+    try:
+        pages = json.loads(path.read_text(encoding="utf-8"))["pages"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ClaimRecordError(f"{path} is not a decision of more runs ({err}); restore it "
+                               f"with `git checkout -- {path}`") from err
+    entry = pages.get(page)
+    if not entry or not entry.get("applied"):
+        return None
+    runs = entry.get("runs")
+    if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
+        raise ClaimRecordError(f"{path}: page {page!r} has no valid 'runs' ({runs!r})")
+    return runs
 
 
 def record_claim(

@@ -45,8 +45,9 @@ from . import verdicts as V
 
 __all__ = ["DIRECTIONS", "FINAL_FRACTION", "FINAL_WINDOW", "NEIGHBOUR_FRACTION",
            "NEIGHBOUR_WINDOW", "NO_WINDOW", "RATES", "REGISTRY", "Claim", "Count", "Part", "Registry", "Rule",
+           "MORE_RUNS", "MORE_RUNS_CHEAP", "MORE_RUNS_CHEAP_S", "MORE_RUNS_RULE",
            "RuleMismatchError", "UnknownClaimError", "adjust", "final_window", "judge", "lookup",
-           "rate_threshold", "register", "window_width"]
+           "more_runs", "rate_threshold", "register", "window_width"]
 
 #: The share of the evaluations, at the end of a run, whose mean is its final value.
 FINAL_FRACTION = 0.1
@@ -101,6 +102,43 @@ def window_width(n: int, fraction: float = FINAL_FRACTION) -> int:
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must lie in (0, 1], got {fraction!r}")
     return max(1, math.ceil(round(fraction * n, 9)))
+
+
+#: More runs where a verdict is undecided, by a rule fixed before the runs (issue 25): a
+#: claim whose verdict after Holm's adjustment is inconclusive gets :data:`MORE_RUNS`
+#: evaluation runs, :data:`MORE_RUNS_CHEAP` where one evaluation run of its page costs under
+#: :data:`MORE_RUNS_CHEAP_S` seconds on the machine that decides; once (a claim that is
+#: still inconclusive after its extra runs stays so). The decision is written into
+#: ``results/<scale>/more_runs.json`` by ``scripts/more_runs.py``; a page runs that many
+#: seeds for all its arms (:func:`bisls_core.records.decided_runs`).
+MORE_RUNS = 10
+MORE_RUNS_CHEAP = 20
+MORE_RUNS_CHEAP_S = 60.0
+MORE_RUNS_RULE = (f"a claim whose verdict after Holm's adjustment is inconclusive gets "
+                  f"{MORE_RUNS} evaluation runs ({MORE_RUNS_CHEAP} where one run of its page "
+                  f"costs under {MORE_RUNS_CHEAP_S:.0f} s on this machine), once; its page runs "
+                  "that many seeds for all its arms, so the page's other claims gain them too")
+
+
+def more_runs(adjusted_verdict: str, seconds_per_run: float, runs: int) -> int | None:
+    """The evaluation runs :data:`MORE_RUNS_RULE` gives a claim with this adjusted verdict,
+    whose page's runs cost ``seconds_per_run`` each and which rests on ``runs`` runs now;
+    ``None`` when the rule gives it none (decided, or already at least that many runs).
+
+    >>> more_runs("inconclusive", 12.0, 5), more_runs("inconclusive", 90.0, 5)
+    (20, 10)
+    >>> more_runs("held", 12.0, 5) is None, more_runs("inconclusive", 90.0, 10) is None
+    (True, True)
+    """
+    if adjusted_verdict not in V.VERDICTS:
+        raise ValueError(f"unknown verdict {adjusted_verdict!r}; one of {V.VERDICTS}")
+    if not (isinstance(seconds_per_run, (int, float)) and math.isfinite(seconds_per_run)
+            and seconds_per_run >= 0):
+        raise ValueError(f"seconds_per_run must be a finite number >= 0, got {seconds_per_run!r}")
+    if adjusted_verdict != "inconclusive":
+        return None
+    target = MORE_RUNS_CHEAP if seconds_per_run < MORE_RUNS_CHEAP_S else MORE_RUNS
+    return target if runs < target else None
 
 
 def rate_threshold(rate: str, horizons) -> float:

@@ -53,6 +53,7 @@ from bisls_core.sweeps import claims, single_level
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
 scale = opts["scale"]  # the book's scale when the parameter is None
+n_runs = experiments.decided_runs("fig04_quadratics", scale, n_runs)  # more runs where undecided (scorecard)
 PRESETS = {
     "smoke": {"K": 100, "n_runs": 2},
     "cpu": {"K": 2000, "n_runs": 5},

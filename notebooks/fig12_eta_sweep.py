@@ -52,6 +52,7 @@ from bisls_core.sweeps import claims, hyperrep
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute, reading)
 scale = opts["scale"]  # the book's scale when the parameter is None
+n_runs = experiments.decided_runs("fig12_eta_sweep", scale, n_runs)  # more runs where undecided (scorecard)
 sz = hyperrep.sizes(scale, K=K, T=T, batch=batch, n_train=n_train, n_runs=n_runs, data_root=data_root)
 sz["data_root"] = data.mnist_root(data_root)  # None: the shipped subset (cache keys unchanged)
 print(data.mnist_in_use(sz["data_root"]))

@@ -54,6 +54,7 @@ from bisls_core.sweeps import claims, distillation
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute, reading)
 scale = opts["scale"]  # the book's scale when the parameter is None
+n_runs = experiments.decided_runs("fig16_bisps_vs_bisls_T50", scale, n_runs)  # more runs where undecided (scorecard)
 sz = distillation.sizes(scale, K=K, T_long=T_long, n_real=n_real, n_runs=n_runs, data_root=data_root)
 sz["data_root"] = data.mnist_root(data_root)  # None: the shipped subset (cache keys unchanged)
 print(data.mnist_in_use(sz["data_root"]))

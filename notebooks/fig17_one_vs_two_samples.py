@@ -50,6 +50,7 @@ from bisls_core.sweeps import claims, single_level
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
 scale = opts["scale"]  # the book's scale when the parameter is None
+n_runs = experiments.decided_runs("fig17_one_vs_two_samples", scale, n_runs)  # more runs where undecided (scorecard)
 sizes = single_level.w8a_sizes(scale, K=K, batch=batch, eval_every=eval_every, n_runs=n_runs)
 sizes
 

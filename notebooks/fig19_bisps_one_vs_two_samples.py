@@ -52,6 +52,7 @@ from bisls_core.sweeps import claims, distillation
 
 opts = sweeps.start(scale, device, n_runs, seed, recompute)
 scale = opts["scale"]  # the book's scale when the parameter is None
+n_runs = experiments.decided_runs("fig19_bisps_one_vs_two_samples", scale, n_runs)  # more runs where undecided (scorecard)
 sz = distillation.sizes(scale, K=K, n_real=n_real, n_runs=n_runs, data_root=data_root)
 sz["data_root"] = data.mnist_root(data_root)  # None: the shipped subset (cache keys unchanged)
 print(data.mnist_in_use(sz["data_root"]))
