@@ -106,8 +106,11 @@ if scale == experiments.BOOK_SCALE and chosen != readings.PRIMARY_READING:
 #
 # Each cell is the verdict and 95 % interval that the claim's own page recorded when it
 # ran under that reading (`make readings READING=<name>`); the primary reading's are the
-# book's. "not run": that page was not run under that reading (its runs did not fit the
-# compute budget of this book's `cpu` scale).
+# book's; `n` is the number of runs it rests on (the primary reading's pages that the
+# scorecard's rule of more runs extended rest on more runs than the other readings' runs of
+# the same page, so an interval there is narrower for that reason alone). "not run": that
+# page was not run under that reading (its runs did not fit the compute budget of this
+# book's `cpu` scale).
 
 # %%
 from IPython.display import Markdown
@@ -135,5 +138,5 @@ moved = [(row[0], row[1 + before], row[1 + primary]) for row in rows
          if "not run" not in (row[1 + before], row[1 + primary])
          and row[1 + before].split(" [")[0] != row[1 + primary].split(" [")[0]]
 for cid, old, new in moved:
-    print(f"{cid:30s} as-before: {old:32s} {readings.PRIMARY_READING}: {new}")
+    print(f"{cid:30s} as-before: {old:38s} {readings.PRIMARY_READING}: {new}")
 print(f"{len(moved)} of {len(rows)} contested claims change verdict with the reading")

@@ -385,6 +385,35 @@ def protocol() -> list[str]:
     ]
 
 
+def more_runs_section(scale: str) -> list[str]:
+    """The rule of more runs where a verdict was undecided, and what it decided at
+    ``scale`` (``results/<scale>/more_runs.json``, written by ``scripts/more_runs.py``)."""
+    import json
+
+    from bisls_core import registry as R
+    from bisls_core.records import more_runs_path
+
+    lines = ["", "### More runs where a verdict was undecided", "",
+             f"The rule, written before any extra run: {R.MORE_RUNS_RULE}. "
+             "`scripts/more_runs.py` reads the adjusted verdicts, times each page by the "
+             "runs it reads (the median of the seconds its evaluation runs recorded) and "
+             "writes the decision; a page reads its new number of runs once the decision "
+             "is applied and the runs are in the cache. Each record stores the runs its "
+             "parts rest on."]
+    path = more_runs_path(scale)
+    if not path.exists():
+        return lines + ["", "No decision yet at this scale."]
+    pages = json.loads(path.read_text(encoding="utf-8"))["pages"]
+    lines += ["", "| page | claims decided | runs | cost per run | state |", "| --- | --- | --- | --- | --- |"]
+    for page, e in sorted(pages.items()):
+        state = ("run" if e["applied"] else
+                 f"not run yet: {e['extra_runs']} more runs, about {e['estimate_hours']:.1f} h "
+                 "on one core")
+        lines.append(f"| {page_label(page)} | {', '.join(f'`{c}`' for c in e['claims'])} | "
+                     f"{e['runs_before']} → {e['runs']} | {e['seconds_per_run']:.0f} s | {state} |")
+    return lines
+
+
 def table(body: list[str]) -> list[str]:
     return ["````{list-table}", ":header-rows: 1", ":widths: 12 17 71", ":class: scorecard", "",
             "* - Page", "  - Verdict", "  - Claim, the paper's number and ours", *body, "````"]
@@ -441,6 +470,7 @@ def render(found: dict[str, tuple[str, dict]], scale: str | None = None) -> str:
         *verdict_rules(),
         "",
         *protocol(),
+        *more_runs_section(scale),
         "",
         "## Claims of the paper",
         "",
@@ -564,7 +594,8 @@ def render_scales(runs: dict[tuple[str, str], dict], scale: str | None = None) -
         "line searches or",
         "many float32 iterations carry such differences forward, so their numbers differ.",
         *render_reproduction(scale),
-        "The verdicts rest on 95 % intervals over five runs, not on one run's last digits.",
+        "The verdicts rest on 95 % intervals over five runs (more on the pages that the",
+        "scorecard's rule of more runs extended), not on one run's last digits.",
         "Only the commands meant to update the book (`make results`, `make notebooks`) write",
         "into `results/`, `figures/` and the claim records; any other run, with or without",
         "`recompute`, writes into `.scratch/`, so a rerun on another machine leaves `git status`",

@@ -108,4 +108,16 @@ def _cell(rec: dict | None) -> str:
     if rec is None:
         return "not run"
     iv = rec.get("interval")
-    return f"{rec['verdict']} [{iv[0]:.3g}, {iv[1]:.3g}]" if iv else rec["verdict"]
+    text = f"{rec['verdict']} [{iv[0]:.3g}, {iv[1]:.3g}]" if iv else rec["verdict"]
+    runs = _runs(rec)
+    return f"{text} n={runs}" if runs else text
+
+
+def _runs(rec: dict) -> int | None:
+    """The runs a claim record rests on: its own ``runs``, else its parts' largest (a
+    reading's page may have run more seeds than another's: the scorecard's rule of more
+    runs applies to the primary reading only)."""
+    if isinstance(rec.get("runs"), int):
+        return rec["runs"]
+    runs = [p["runs"] for p in (rec.get("parts") or {}).values() if isinstance(p.get("runs"), int)]
+    return max(runs) if runs else None
