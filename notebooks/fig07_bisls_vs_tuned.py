@@ -36,7 +36,9 @@
 # run `n_runs` times on other seeds (the tuning runs use seeds from 1000 on, so the
 # winner is never judged on the run that chose it). BiSLS uses option 3 of
 # Algorithm 3 with $\eta = 2$ upstairs, option 1 with $\beta_{b,0} = 100$ downstairs
-# (as in Figures 8 and 11-15), $\delta = 0$, $p = 0.5$, Adam's
+# (as in Figures 8 and 11-15), $\delta = 0$, $p = 0.1$ in (14) and $\bar c = 0.5$ in (8),
+# BiSLS-Adam's trial along $A_k^{-1}h_f$ (the book's primary reading of the paper's open
+# choices, `paper-evidence`: see the [open choices page](open_choices.ipynb)), Adam's
 # $(\beta_1, \beta_2, \epsilon) = (0.9, 0.999, 10^{-8})$.
 # **Reduced at the `cpu` scale:** every other value of the paper's grids
 # ($\beta \in \{10, 1, 0.1, 0.01\}$, $\alpha \in \{0.001, 0.005, 0.05\}$ for SGD and

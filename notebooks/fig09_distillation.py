@@ -41,7 +41,8 @@
 # `n_runs` times on other seeds). The Neumann series has 20 terms with $\eta = 0.05$ (it diverges with
 # $\eta = 1$). BiSLS-SGD searches both levels, from $\alpha_{b,0} = 100$ (option 2 of
 # Algorithm 3: the step never grows back) and $\beta_{b,0} = 10$ (option 1), with
-# $\delta = 0$ and $p = 0.5$; options 1 and 3 upstairs fail on this problem (many failed
+# $\delta = 0$, $p = 0.1$ in (14) and $\bar c = 0.5$ in (8) (the book's primary reading of
+# the paper's open choices); options 1 and 3 upstairs fail on this problem (many failed
 # searches, a higher final loss): see `BISLS_BASE` in `bisls_core.sweeps.distillation`.
 # **Reduced at the `cpu` scale:** K = 1000 instead of 3000, 5,000 real digits, 5 runs.
 # ```

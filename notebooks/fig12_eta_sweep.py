@@ -30,7 +30,7 @@
 # $\eta$ of Figure 15, 2 the book's default). The $\eta = 1$ runs are the option-2 runs of
 # {ref}`Figure 11 <fig-fig11_reset_options>` (the same numbers: $1 \cdot \alpha_{k-1} =
 # \alpha_{k-1}$), the $\eta = 2$ runs are its option-3 runs. $\alpha_{b,0} = 10$,
-# $\delta = 0$, $p = 0.5$; at the `cpu` scale $K = 150$, $w = 0.5$, 5 runs.
+# $\delta = 0$, $p = 0.1$ in (14), $\bar c = 0.5$ in (8) (the primary reading); at the `cpu` scale $K = 150$, $w = 0.5$, 5 runs.
 # ```
 
 # %% tags=["parameters"]

@@ -53,8 +53,8 @@
 # Hyper-representation at the page's own `cpu` sizes (`bisls_core.sweeps.condition14`):
 # 300 training, 150 validation and 300 test digits, batches of 32, $T = 3$, 3 CG steps,
 # $K = 20$, metrics every 10 iterations, $w = 0.5$ with 50 rounds (15 decades), 5 seeds;
-# BiSLS's book settings ($\alpha_{b,0} = 10$, $\beta_{b,0} = 100$, $p = 0.5$, option 1
-# downstairs). The grid: 3 readings × $\delta \in \{0, 10^{-6}, 10^{-3}\}$ ×
+# BiSLS's book settings ($\alpha_{b,0} = 10$, $\beta_{b,0} = 100$, $p$ and $\bar c$ of the
+# reading in use, option 1 downstairs). The grid: 3 readings × $\delta \in \{0, 10^{-6}, 10^{-3}\}$ ×
 # BiSLS-SGD/Adam × upper reset option 1 or 3 ($\eta = 2$), with the early exit on
 # (`early_exit=True`, `on_failure="floor"`); the exit-off comparison reruns
 # $\delta = 0$, option 3 on the first `n_compare` seeds (all 5). A smaller problem than the figure pages,

@@ -408,7 +408,7 @@ def more_runs_section(scale: str) -> list[str]:
     for page, e in sorted(pages.items()):
         state = ("run" if e["applied"] else
                  f"not run yet: {e['extra_runs']} more runs, about {e['estimate_hours']:.1f} h "
-                 "on one core")
+                 "on one core at the median run's cost (the page's costlier runs make it more)")
         lines.append(f"| {page_label(page)} | {', '.join(f'`{c}`' for c in e['claims'])} | "
                      f"{e['runs_before']} → {e['runs']} | {e['seconds_per_run']:.0f} s | {state} |")
     return lines
