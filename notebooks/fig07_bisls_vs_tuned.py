@@ -42,8 +42,9 @@
 # $(\beta_1, \beta_2, \epsilon) = (0.9, 0.999, 10^{-8})$.
 # **Reduced at the `cpu` scale:** every other value of the paper's grids
 # ($\beta \in \{10, 1, 0.1, 0.01\}$, $\alpha \in \{0.001, 0.005, 0.05\}$ for SGD and
-# $\{10^{-5}, 10^{-4}, 10^{-3}\}$ for Adam), $K = 150$, $w = 0.5$, and 5 runs per starting
-# point in (b)-(c) with $\alpha_{b,0} \in \{1, 10, 1000\}$, $\beta_{b,0} \in \{1, 100, 1000\}$
+# $\{10^{-5}, 10^{-4}, 10^{-3}\}$ for Adam), $K = 150$, $w = 0.5$, and 20 runs per curve
+# (5, then 15 more by the scorecard's rule of more runs where a verdict was undecided),
+# starting points in (b)-(c) with $\alpha_{b,0} \in \{1, 10, 1000\}$, $\beta_{b,0} \in \{1, 100, 1000\}$
 # (the `paper` preset uses the full grids and four starting points per level).
 # ```
 
