@@ -37,10 +37,14 @@ def test_a_committed_page_counts_its_runs_all_cached(capsys, monkeypatch):
                ".scratch/results/cpu/claims/fig04*", ".scratch/figures/*/fig04*")
     before = _files(*written)
     out = _dry_run(capsys, "notebooks/fig04_quadratics.ipynb", "-p", "scale", "cpu")
-    # the cpu preset: 5 methods x 5 runs, every one in the committed cache: the page ran
-    # to its end (from the cache, in plan mode) and wrote no claim, figure or entry
-    assert _planned(out) == ("planned    25 runs in 1 grid (cache folder cpu/fig04_quadratics), "
-                             "25 in the cache, 0 to compute")
+    # the cpu preset: 5 methods x the page's runs (5, or what the scorecard's rule of more
+    # runs decided for it), every one in the committed cache: the page ran to its end (from
+    # the cache, in plan mode) and wrote no claim, figure or entry
+    from bisls_core.records import decided_runs
+
+    n = 5 * (decided_runs("fig04_quadratics", "cpu", None) or 5)
+    assert _planned(out) == (f"planned {n:6d} runs in 1 grid (cache folder cpu/fig04_quadratics), "
+                             f"{n} in the cache, 0 to compute")
     assert _files(*written) == before
 
 
