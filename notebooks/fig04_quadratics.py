@@ -122,8 +122,9 @@ final = {label: claims.final_window(rec["loss"]) for label, rec in grid.items()}
 gmean = {label: np.exp(np.log(rec["loss"]).mean(axis=0)) for label, rec in grid.items()}
 hit = {label: int(rec["eval_at"][0][np.argmax(g < 1e-4)]) if (g < 1e-4).any() else -1
        for (label, rec), g in zip(grid.items(), gmean.values())}
+shown = {label: "never" if h < 0 else str(h) for label, h in hit.items()}  # -1: never below
 for label in grid:
-    print(f"{label:18s} first k with gap < 1e-4: {hit[label]:6d}   "
+    print(f"{label:18s} first k with gap < 1e-4: {shown[label]:>6s}   "
           f"final gap: {experiments.summarize(final[label], 2)}")
 
 # %% [markdown]
@@ -151,8 +152,8 @@ unstable = claims.judge(unstable_parts(final), claim="fig04-spsmax-unstable",
 print(experiments.record_claim(
     "fig04_quadratics", "fig04-spsb-fast", scale=scale, judged=fast, why=fast["why"],
     claim="Quadratics: SPSB converges fastest (before DecSPS, SPS_max, decaying SGD)",
-    paper="qualitative (Figure 4)", ours=f"SPSB first below 1e-4 at k = {hit['SPSB']}; "
-    + ", ".join(f"{lab} {h}" for lab, h in hit.items() if lab != "SPSB") + f"; per run: {fast['text']}"))
+    paper="qualitative (Figure 4)", ours=f"SPSB first below 1e-4 at k = {shown['SPSB']}; "
+    + ", ".join(f"{lab} {h}" for lab, h in shown.items() if lab != "SPSB") + f"; per run: {fast['text']}"))
 print(experiments.record_claim(
     "fig04_quadratics", "fig04-spsmax-unstable", scale=scale, judged=unstable, why=unstable["why"],
     claim="Quadratics: SPS_max is unstable (stalls with erratic steps)",

@@ -30,7 +30,8 @@
 # :class: note
 # $\alpha_{b,0} = 10$, $\delta = 0$, $p = 0.1$ in (14), $\bar c = 0.5$ in (8) as in {ref}`Figure 7 <fig-fig07_bisls_vs_tuned>`
 # (the paper does not give $\alpha_{b,0}$ here). At the `cpu` scale: the smaller problem
-# of Figure 3, $K = 150$, $w = 0.5$, 5 runs. A search that fails (it exhausts its budget,
+# of Figure 3, $K = 150$, $w = 0.5$, 20 runs (5, then 15 more by the scorecard's rule of
+# more runs where a verdict was undecided). A search that fails (it exhausts its budget,
 # or stops early once it cannot succeed) takes the smallest step of its budget and does
 # not become the memory of options 2 and 3 (see
 # `BilevelConfig.max_rounds`). The search costs of these runs are in

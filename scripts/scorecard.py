@@ -399,7 +399,9 @@ def more_runs_section(scale: str) -> list[str]:
              "runs it reads (the median of the seconds its evaluation runs recorded) and "
              "writes the decision; a page reads its new number of runs once the decision "
              "is applied and the runs are in the cache. Each record stores the runs its "
-             "parts rest on."]
+             "parts rest on. A page not run yet shows its extra runs and their time on one "
+             "core at the median run's cost (the page's costlier runs make it "
+             "more)."]
     path = more_runs_path(scale)
     if not path.exists():
         return lines + ["", "No decision yet at this scale."]
@@ -407,8 +409,7 @@ def more_runs_section(scale: str) -> list[str]:
     lines += ["", "| page | claims decided | runs | cost per run | state |", "| --- | --- | --- | --- | --- |"]
     for page, e in sorted(pages.items()):
         state = ("run" if e["applied"] else
-                 f"not run yet: {e['extra_runs']} more runs, about {e['estimate_hours']:.1f} h "
-                 "on one core at the median run's cost (the page's costlier runs make it more)")
+                 f"not run yet: {e['extra_runs']} more, about {e['estimate_hours']:.1f} h")
         lines.append(f"| {page_label(page)} | {', '.join(f'`{c}`' for c in e['claims'])} | "
                      f"{e['runs_before']} → {e['runs']} | {e['seconds_per_run']:.0f} s | {state} |")
     return lines
