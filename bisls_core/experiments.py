@@ -50,6 +50,6 @@ __all__ = [
     "scale_in_use", "scratch_dir", "plan_path", "PLAN_ITERATIONS", "run_grid", "scaled",
     "record_claim", "summarize", "VERDICTS", "TUNING_SEED_OFFSET", "writes_book",
     "best_label", "curve", "final_values", "run_unique", "similar", "mean_text",
-    "REPRODUCE_RTOL", "check_choice", "verdicts", "read_dirs", "claims_path", "decided_runs", "reading_in_use",
-    "use_reading",
+    "REPRODUCE_RTOL", "check_choice", "verdicts", "read_dirs", "claims_path", "decided_runs",
+    "reading_in_use", "use_reading",
 ]

@@ -22,7 +22,8 @@ from .scales import SCALES, _use_scale
 from .stepsizes import check_choice
 
 __all__ = ["CLAIM_SCHEMA", "ClaimRecordError", "JUDGED_KEYS", "VERDICTS", "adjust_claims",
-           "check_claims", "claims_path", "decided_runs", "holm_family", "more_runs_path", "read_claims", "record_claim"]
+           "check_claims", "claims_path", "decided_runs", "holm_family", "more_runs_path",
+           "read_claims", "read_more_runs", "record_claim", "write_more_runs"]
 
 #: A number of an interval: JSON has no infinities, so they are the strings "inf",
 #: "-inf" (and "nan"), as :meth:`bisls_core.verdicts.Interval.as_record` writes them.
@@ -188,10 +189,34 @@ def more_runs_path(scale: str) -> Path:
     return committed_results_dir() / scale / "more_runs.json"
 
 
+def read_more_runs(scale: str) -> dict | None:
+    """The decision file at ``scale`` (:func:`more_runs_path`), ``None`` when there is none;
+    a file that is not JSON or has no ``pages`` mapping is a :class:`ClaimRecordError`
+    naming it."""
+    path = more_runs_path(scale)
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data["pages"], dict):
+            raise TypeError(f"'pages' is a {type(data['pages']).__name__}, not a mapping")
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ClaimRecordError(f"{path} is not a decision of more runs ({err}); restore it "
+                               f"with `git checkout -- {path}`") from err
+    return data
+
+
+def write_more_runs(scale: str, data: dict) -> Path:
+    """Write the decision file at ``scale`` (atomically, sorted keys); its path."""
+    path = more_runs_path(scale)
+    _write_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    return path
+
+
 def decided_runs(page: str, scale: str, n_runs: int | None) -> int | None:
     """The evaluation runs of ``page`` at ``scale``: ``n_runs`` when the reader set it;
     else the number :data:`bisls_core.registry.MORE_RUNS_RULE` gave the page, where its
-    decision file (:func:`more_runs_path`) lists the page as ``applied`` (its runs are
+    decision file (:func:`read_more_runs`) lists the page as ``applied`` (its runs are
     in the cache); else ``None`` (the scale's preset).
 
     >>> decided_runs("fig04_quadratics", "smoke", None) is None
@@ -199,20 +224,14 @@ def decided_runs(page: str, scale: str, n_runs: int | None) -> int | None:
     """
     if n_runs is not None:
         return n_runs
-    path = more_runs_path(scale)
-    if not path.exists():
-        return None
-    try:
-        pages = json.loads(path.read_text(encoding="utf-8"))["pages"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ClaimRecordError(f"{path} is not a decision of more runs ({err}); restore it "
-                               f"with `git checkout -- {path}`") from err
-    entry = pages.get(page)
+    data = read_more_runs(scale)
+    entry = data["pages"].get(page) if data else None
     if not entry or not entry.get("applied"):
         return None
     runs = entry.get("runs")
     if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
-        raise ClaimRecordError(f"{path}: page {page!r} has no valid 'runs' ({runs!r})")
+        raise ClaimRecordError(f"{more_runs_path(scale)}: page {page!r} has no valid 'runs' "
+                               f"({runs!r})")
     return runs
 
 

@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 import run_notebooks  # noqa: E402
 from bisls_core import registry  # noqa: E402
-from bisls_core.records import more_runs_path, read_claims  # noqa: E402
+from bisls_core.records import read_claims, read_more_runs, write_more_runs  # noqa: E402
 from bisls_core.scales import TUNING_SEED_OFFSET, book_scale  # noqa: E402
 
 SCRATCH = ROOT / ".scratch" / "more_runs"
@@ -82,8 +82,7 @@ def page_cost(page: str) -> tuple[float, int, int]:
 
 
 def decide(scale: str) -> dict:
-    path = more_runs_path(scale)
-    old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    old = read_more_runs(scale)
     decided = {c for entry in (old or {}).get("pages", {}).values() for c in entry["claims"]}
     out = old or {"rule": registry.MORE_RUNS_RULE, "scale": scale, "pages": {}}
     for page, claims in candidates(scale).items():
@@ -91,8 +90,8 @@ def decide(scale: str) -> dict:
         if not fresh:
             continue
         seconds, entries, seeds = page_cost(page)
-        target = max((registry.more_runs("inconclusive", seconds, seeds) or 0)
-                     for _ in fresh)
+        # every fresh claim is inconclusive after Holm and shares its page's runs and cost
+        target = registry.more_runs("inconclusive", seconds, seeds)
         if not target:
             print(f"{page}: already at {seeds} runs; no more")
             continue
@@ -106,29 +105,21 @@ def decide(scale: str) -> dict:
         print(f"{page:34s} {', '.join(entry['claims'])}: {seeds} -> {target} runs "
               f"({seconds:.1f} s per run; {extra} more runs, about {entry['estimate_hours']} h "
               "one after the other)")
-    write(path, out)
+    write_more_runs(scale, out)
     return out
 
 
 def apply(scale: str, pages: list[str]) -> None:
-    path = more_runs_path(scale)
-    if not path.exists():
-        raise SystemExit(f"no decision at {path}: run `python scripts/more_runs.py` first")
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = read_more_runs(scale)
+    if data is None:
+        raise SystemExit(f"no decision at scale {scale!r}: run `python scripts/more_runs.py` first")
     for page in pages:
         if page not in data["pages"]:
             raise SystemExit(f"{page!r} got no more runs; decided pages: {sorted(data['pages'])}")
         data["pages"][page]["applied"] = True
         print(f"{page}: now runs {data['pages'][page]['runs']} seeds; next: "
               f"make results PAGES={page}")
-    write(path, data)
-
-
-def write(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_more_runs(scale, data)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -388,10 +388,8 @@ def protocol() -> list[str]:
 def more_runs_section(scale: str) -> list[str]:
     """The rule of more runs where a verdict was undecided, and what it decided at
     ``scale`` (``results/<scale>/more_runs.json``, written by ``scripts/more_runs.py``)."""
-    import json
-
     from bisls_core import registry as R
-    from bisls_core.records import more_runs_path
+    from bisls_core.records import read_more_runs
 
     lines = ["", "### More runs where a verdict was undecided", "",
              f"The rule, written before any extra run: {R.MORE_RUNS_RULE}. "
@@ -402,10 +400,10 @@ def more_runs_section(scale: str) -> list[str]:
              "parts rest on. A page not run yet shows its extra runs and their time on one "
              "core at the median run's cost (the page's costlier runs make it "
              "more)."]
-    path = more_runs_path(scale)
-    if not path.exists():
+    decision = read_more_runs(scale)
+    if decision is None:
         return lines + ["", "No decision yet at this scale."]
-    pages = json.loads(path.read_text(encoding="utf-8"))["pages"]
+    pages = decision["pages"]
     lines += ["", "| page | claims decided | runs | cost per run | state |", "| --- | --- | --- | --- | --- |"]
     for page, e in sorted(pages.items()):
         state = ("run" if e["applied"] else

@@ -51,7 +51,7 @@ def test_pages_read_only_applied_decisions(tmp_path, monkeypatch):
     assert decided_runs("fig04_quadratics", "paper", None) is None    # another scale
 
 
-@pytest.mark.parametrize("text", ["{", '{"no pages": 1}',
+@pytest.mark.parametrize("text", ["{", '{"no pages": 1}', '{"pages": []}',
                                   '{"pages": {"fig04_quadratics": {"applied": true, "runs": 0}}}'])
 def test_a_broken_decision_is_an_error(tmp_path, monkeypatch, text):
     monkeypatch.setenv("BISLS_RESULTS", str(tmp_path))
